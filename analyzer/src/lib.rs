@@ -1,0 +1,15 @@
+//! Stream bytes to handshakes and certificates.
+//!
+//! `detect` finds TLS by content on any port (and after a STARTTLS exchange); `tls` deframes records
+//! and joins handshake messages split across records (tls-parser does not); `dtls` does the same
+//! for datagrams; `handshake` turns messages into a [`Handshake`]; `fingerprint` computes JA3/JA4;
+//! `x509` parses each unique certificate once into a [`CertInfo`] held by the [`CertCache`].
+#![forbid(unsafe_code)]
+
+pub mod cert;
+pub mod flow;
+pub mod model;
+
+pub use cert::{CertCache, CertInfo};
+pub use flow::{Analyzer, AnalyzerConfig, Output};
+pub use model::*;

@@ -1,0 +1,103 @@
+//! The analyzer's output records: what one handshake showed. Plain data, no parsing here.
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::cert::CertInfo;
+
+/// Which side sent something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// Record-layer family of the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Protocol {
+    /// SSL 3.0 to TLS 1.3 over a byte stream.
+    Tls,
+    /// DTLS over datagrams.
+    Dtls,
+    /// SSL 2.0 (a v2 SERVER-HELLO carries the certificate).
+    Sslv2,
+}
+
+/// A certificate as it appeared on the wire, with its parsed form from the cache.
+#[derive(Debug, Clone)]
+pub struct CertRef {
+    pub sha256: [u8; 32],
+    pub info: Arc<CertInfo>,
+}
+
+/// A plaintext alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alert {
+    pub from: Side,
+    /// 1 = warning, 2 = fatal.
+    pub level: u8,
+    pub code: u8,
+    /// Capture time of the alert.
+    pub ts_ns: u64,
+    /// True when the alert came after the server's Certificate and before the sender's
+    /// ChangeCipherSpec (the window in which a client rejects the chain).
+    pub after_server_cert: bool,
+}
+
+/// How the client reacted to the server's chain (DESIGN.md §4, "How the outcome is read").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// ClientKeyExchange/ChangeCipherSpec/Finished with no fatal alert, or application data both ways.
+    Accepted,
+    /// Fatal alert from the client after the server's Certificate.
+    RejectedAlert { code: u8 },
+    /// The client closed (FIN/RST) right after the server's Certificate with no alert.
+    RejectedClose,
+    /// Not visible (TLS 1.3, capture ended, no chain, ...).
+    Unknown,
+}
+
+/// Everything one TLS/DTLS handshake showed. Emitted once per handshake: when it completes, when
+/// it fails, or when its flow ends.
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    /// Capture time at which the record is emitted (completion, failure or flow end).
+    pub ts_ns: u64,
+    /// Capture time of the first handshake message.
+    pub start_ts_ns: u64,
+    pub client: (IpAddr, u16),
+    pub server: (IpAddr, u16),
+    /// "tcp" or "udp".
+    pub transport: capture::Transport,
+    pub protocol: Protocol,
+    /// Name of the plaintext protocol that upgraded to TLS ("smtp", "imap", "pop3", "ftp", "ldap",
+    /// "xmpp", "postgresql", "mysql", ...), or None for TLS from the first byte.
+    pub starttls: Option<&'static str>,
+    /// Negotiated version (supported_versions wins over legacy_version), e.g. 0x0303.
+    pub version: Option<u16>,
+    /// ClientHello legacy_version.
+    pub client_version: Option<u16>,
+    pub cipher: Option<u16>,
+    pub server_name: Option<String>,
+    pub alpn: Vec<String>,
+    /// Versions offered in the ClientHello supported_versions extension.
+    pub supported_versions: Vec<u16>,
+    pub ja3: Option<String>,
+    pub ja3_string: Option<String>,
+    pub ja4: Option<String>,
+    /// Server Certificate message, in wire order. None when not seen.
+    pub server_chain: Option<Vec<CertRef>>,
+    /// Client Certificate message, in wire order (empty when the client sent an empty one).
+    pub client_chain: Option<Vec<CertRef>>,
+    /// CA distinguished names (DER) from a CertificateRequest, if one was seen.
+    pub cert_request_cas: Option<Vec<Vec<u8>>>,
+    /// First fatal alert (or first alert if none was fatal).
+    pub alert: Option<Alert>,
+    /// ChangeCipherSpec/Finished seen both ways, or application data both ways.
+    pub established: bool,
+    /// Abbreviated handshake: the server resumed a session (no Certificate).
+    pub resumed: bool,
+    /// False for TLS 1.3 (certificates encrypted).
+    pub chain_visible: bool,
+    pub outcome: Outcome,
+}

@@ -1,0 +1,1 @@
+//! Bounded flow table with a seeded hasher, idle timeout and LRU eviction.

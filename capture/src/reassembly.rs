@@ -1,0 +1,1 @@
+//! Per-direction TCP reassembly up to the handshake depth.

@@ -1,0 +1,3 @@
+//! trustmap: passive TLS observer. CLI and pipeline wiring.
+#![forbid(unsafe_code)]
+fn main() {}
