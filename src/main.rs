@@ -1,3 +1,16 @@
-//! trustmap: passive TLS observer. CLI and pipeline wiring.
+//! trustmap: a passive network TLS observer. This binary wires the pipeline
+//! (packets -> flows -> handshakes -> chains -> findings) to its sinks and the inventory.
 #![forbid(unsafe_code)]
-fn main() {}
+
+mod cli;
+mod events;
+mod inventory;
+mod pipeline;
+mod report;
+mod time;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::run()
+}

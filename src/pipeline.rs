@@ -1,0 +1,190 @@
+//! Offline pipeline: sources -> capture engine -> analyzer -> events.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use analyzer::{Analyzer, AnalyzerConfig, Output};
+use capture::{Engine, EngineConfig, Stats};
+
+use crate::events;
+
+/// What `trustmap analyze` was asked to do.
+#[derive(Debug, Clone)]
+pub struct AnalyzeOptions {
+    pub inputs: Vec<PathBuf>,
+    pub engine: EngineConfig,
+    pub analyzer: AnalyzerConfig,
+}
+
+/// Counters for the end-of-run summary.
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub capture: Stats,
+    pub files: u64,
+    pub truncated_files: Vec<String>,
+    pub handshakes: u64,
+    pub chains: u64,
+    pub client_chains: u64,
+    pub tls13: u64,
+    pub unique_certs: u64,
+    pub cert_parse_errors: u64,
+    pub events: u64,
+}
+
+/// Writes NDJSON events, one per line, and counts what it wrote.
+pub struct EventSink {
+    out: Option<Box<dyn Write>>,
+    line: Vec<u8>,
+}
+
+impl EventSink {
+    pub fn new(out: Option<Box<dyn Write>>) -> Self {
+        EventSink {
+            out,
+            line: Vec::with_capacity(4096),
+        }
+    }
+
+    pub fn emit(&mut self, v: &serde_json::Value, sum: &mut RunSummary) -> std::io::Result<()> {
+        sum.events += 1;
+        if let Some(w) = self.out.as_mut() {
+            self.line.clear();
+            serde_json::to_writer(&mut self.line, v)?;
+            self.line.push(b'\n');
+            w.write_all(&self.line)?;
+        }
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(w) = self.out.as_mut() {
+            w.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns the analyzer's pending output into events.
+fn drain(out: &mut Vec<Output>, sink: &mut EventSink, sum: &mut RunSummary) -> std::io::Result<()> {
+    for o in out.drain(..) {
+        match o {
+            Output::NewCert(ci, ts) => {
+                sum.unique_certs += 1;
+                if ci.parse_error.is_some() {
+                    sum.cert_parse_errors += 1;
+                }
+                sink.emit(&events::x509_event(&ci, ts), sum)?;
+            }
+            Output::Handshake(h) => {
+                sum.handshakes += 1;
+                if h.server_chain.is_some() {
+                    sum.chains += 1;
+                }
+                if h.client_chain.is_some() {
+                    sum.client_chains += 1;
+                }
+                if !h.chain_visible {
+                    sum.tls13 += 1;
+                }
+                let extra = events::Enrichment::default();
+                sink.emit(&events::tls_event(&h, &extra), sum)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the offline pipeline over every input, in order, as one continuous capture.
+pub fn analyze(opts: &AnalyzeOptions, sink: &mut EventSink) -> Result<RunSummary, String> {
+    let mut sum = RunSummary::default();
+    let mut engine = Engine::new(opts.engine.clone(), Analyzer::new(opts.analyzer.clone()));
+    let mut io_err: Option<std::io::Error> = None;
+    for path in &opts.inputs {
+        let res = capture::source::read_file(path, &mut |pkt| {
+            engine.process(pkt);
+            if !engine.app.out.is_empty() && io_err.is_none() {
+                if let Err(e) = drain(&mut engine.app.out, sink, &mut sum) {
+                    io_err = Some(e);
+                }
+            }
+        });
+        if let Some(e) = io_err.take() {
+            return Err(format!("writing events: {e}"));
+        }
+        match res {
+            Ok(s) => {
+                sum.files += 1;
+                if s.truncated || s.error.is_some() {
+                    sum.truncated_files.push(format!(
+                        "{}: {}",
+                        path.display(),
+                        s.error.as_deref().unwrap_or("truncated")
+                    ));
+                }
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        }
+    }
+    let (mut app, stats) = engine.finish();
+    drain(&mut app.out, sink, &mut sum).map_err(|e| format!("writing events: {e}"))?;
+    sink.flush().map_err(|e| format!("writing events: {e}"))?;
+    sum.capture = stats;
+    Ok(sum)
+}
+
+/// The short human summary printed at the end of a run.
+pub fn summary_text(s: &RunSummary) -> String {
+    let c = &s.capture;
+    let mut t = String::new();
+    use std::fmt::Write as _;
+    let _ = writeln!(
+        t,
+        "trustmap: {} file(s), {} packets, {} bytes",
+        s.files, c.packets, c.bytes
+    );
+    let _ = writeln!(
+        t,
+        "  flows {} (closed {}, idle {}, evicted {}, reused {}), bypassed packets {}",
+        c.flows_created,
+        c.flows_closed,
+        c.flows_idle_timeout,
+        c.flows_evicted_lru,
+        c.flows_reused,
+        c.bypassed_packets
+    );
+    let _ = writeln!(
+        t,
+        "  handshakes {} (tls1.3/hidden chain {}), server chains {}, client chains {}, unique certs {} ({} unparsable)",
+        s.handshakes, s.tls13, s.chains, s.client_chains, s.unique_certs, s.cert_parse_errors
+    );
+    let _ = writeln!(
+        t,
+        "  reassembly: out-of-order segs {}, retransmitted bytes {}, overlap conflicts {}, gaps {}, buffer-cap drops {}, depth reached {}, mid-stream pickups {}",
+        c.tcp_out_of_order_segments,
+        c.tcp_retransmitted_bytes,
+        c.tcp_overlap_conflicts,
+        c.tcp_gaps,
+        c.tcp_buffer_cap_drops,
+        c.tcp_depth_reached,
+        c.tcp_midstream_pickups
+    );
+    let _ = writeln!(
+        t,
+        "  ip fragments {}, reassembled {}",
+        c.ip_fragments, c.ip_reassembled
+    );
+    if c.decode_problems.is_empty() {
+        let _ = writeln!(t, "  decode problems: none");
+    } else {
+        let parts: Vec<String> = c
+            .decode_problems
+            .iter()
+            .map(|(k, v)| format!("{k:?} {v}"))
+            .collect();
+        let _ = writeln!(t, "  decode problems: {}", parts.join(", "));
+    }
+    for f in &s.truncated_files {
+        let _ = writeln!(t, "  input ended early: {f}");
+    }
+    t
+}
