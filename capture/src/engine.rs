@@ -1,5 +1,22 @@
-//! The packet engine: decode -> flow lookup -> reassembly -> App callbacks.
-use crate::{App, RawPacket, Stats};
+//! The packet engine: decode -> defrag -> flow lookup -> reassembly -> App callbacks.
+//!
+//! Time is capture time only: "now" is the highest packet timestamp seen. Timeouts are swept on
+//! every packet, but each sweep only looks at the least recently used flow, the oldest closed
+//! flow and the oldest fragment datagram, so the cost is amortised O(1) per packet.
+use crate::decode::{self, tcpflag, Decoded, TcpSegment, UdpDatagram};
+use crate::defrag::{Defrag, FragResult};
+use crate::flow::{FlowKey, FlowTable};
+use crate::reassembly::{Event, Limits, TcpDir};
+use crate::stats::DecodeProblem;
+use crate::{App, Dir, EndReason, FlowCtx, RawPacket, Stats, Transport, Verdict};
+use std::collections::VecDeque;
+
+/// A flow whose both directions closed (or that saw a RST) stays this long (capture time) to
+/// absorb the last ACKs and retransmissions, then is retired with `EndReason::Closed`.
+pub const CLOSED_LINGER_NS: u64 = 10_000_000_000;
+/// A SYN on a live flow whose sequence number is this far from the expected one starts a new
+/// connection (the old one reused the 5-tuple without us seeing it close).
+pub const REUSE_SEQ_DISTANCE: i64 = 1 << 24;
 
 /// Limits of the engine. Every table and buffer is capped by one of these.
 #[derive(Debug, Clone)]
@@ -33,30 +50,439 @@ impl Default for EngineConfig {
     }
 }
 
+/// One flow table entry: the context, the App's state and the TCP directions, in one place.
+struct Flow<S> {
+    ctx: FlowCtx,
+    state: S,
+    /// TCP only (UDP leaves them untouched; they hold no heap memory until out-of-order data).
+    dirs: [TcpDir; 2],
+    /// Whether the originator is the `lo` endpoint of the flow key.
+    orig_is_lo: bool,
+    /// No more callbacks (App verdict, or depth reached in both directions).
+    bypass: bool,
+    /// Both directions closed or a RST was seen: queued for retirement.
+    closing: bool,
+}
+
 /// Owns the flow table and drives an [`App`].
 pub struct Engine<A: App> {
     pub cfg: EngineConfig,
     pub app: A,
     pub stats: Stats,
+    table: FlowTable<Flow<A::FlowState>>,
+    defrag: Defrag,
+    /// Flows queued for retirement after they closed: (close time, slot, flow id).
+    closed: VecDeque<(u64, u32, u64)>,
+    now: u64,
+    next_id: u64,
+    lim: Limits,
+    /// Defrag counters already folded into `stats`.
+    frag_seen: (u64, u64, u64),
 }
 
 impl<A: App> Engine<A> {
     pub fn new(cfg: EngineConfig, app: A) -> Self {
+        let lim = Limits {
+            depth: cfg.depth as u64,
+            max_ooo_bytes: cfg.max_ooo_bytes,
+            max_ooo_segments: cfg.max_ooo_segments,
+        };
         Engine {
+            table: FlowTable::new(cfg.max_flows),
+            defrag: Defrag::new(cfg.max_frag_datagrams, cfg.max_frag_bytes),
+            closed: VecDeque::new(),
+            now: 0,
+            next_id: 1,
+            lim,
+            frag_seen: (0, 0, 0),
             cfg,
             app,
             stats: Stats::default(),
         }
     }
 
+    /// The App, e.g. to drain its output between packets.
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
+    /// Flows currently in the table.
+    pub fn flow_count(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Highest capture time seen so far.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
     /// Processes one captured frame.
     pub fn process(&mut self, pkt: &RawPacket<'_>) {
         self.stats.packets += 1;
         self.stats.bytes += pkt.data.len() as u64;
+        self.now = self.now.max(pkt.ts_ns);
+        self.sweep();
+        let ts = pkt.ts_ns;
+        match decode::decode(pkt) {
+            Ok(Decoded::Tcp(t)) => self.tcp(ts, &t),
+            Ok(Decoded::Udp(u)) => self.udp(ts, &u),
+            Ok(Decoded::Fragment(f)) => {
+                let r = self.defrag.add(self.now, &f);
+                self.sync_defrag();
+                if let FragResult::Complete(dg) = r {
+                    match decode::decode_ip_payload(
+                        dg.proto,
+                        dg.src,
+                        dg.dst,
+                        &dg.payload,
+                        dg.tunnels,
+                        dg.v6,
+                    ) {
+                        Ok(Decoded::Tcp(t)) => self.tcp(ts, &t),
+                        Ok(Decoded::Udp(u)) => self.udp(ts, &u),
+                        // A fragment inside a reassembled datagram (nested tunnel fragments)
+                        // is not reassembled a second time.
+                        Ok(Decoded::Fragment(_)) => self.stats.problem(DecodeProblem::Other),
+                        Ok(Decoded::Other) => self.stats.other_packets += 1,
+                        Err(p) => self.stats.problem(p),
+                    }
+                }
+            }
+            Ok(Decoded::Other) => self.stats.other_packets += 1,
+            Err(p) => self.stats.problem(p),
+        }
     }
 
     /// Ends every flow still in the table (reason `EndOfInput`) and returns the App and counters.
-    pub fn finish(self) -> (A, Stats) {
+    pub fn finish(mut self) -> (A, Stats) {
+        while let Some((slot, _)) = self.table.oldest() {
+            self.end_flow(slot, EndReason::EndOfInput);
+        }
+        self.sync_defrag();
         (self.app, self.stats)
+    }
+
+    fn sync_defrag(&mut self) {
+        let s = &self.defrag.stats;
+        let (f, r, o) = (s.fragments, s.reassembled, s.overlap_conflicts);
+        let dropped = s.dropped;
+        let full = s.table_full;
+        self.stats.ip_fragments += f - self.frag_seen.0.min(f);
+        self.stats.ip_reassembled += r - self.frag_seen.1.min(r);
+        self.stats.ip_fragment_overlaps += o - self.frag_seen.2.min(o);
+        self.frag_seen = (f, r, o);
+        let have_d = self
+            .stats
+            .decode_problems
+            .get(&DecodeProblem::FragmentDropped)
+            .copied()
+            .unwrap_or(0);
+        if dropped > have_d {
+            *self
+                .stats
+                .decode_problems
+                .entry(DecodeProblem::FragmentDropped)
+                .or_insert(0) = dropped;
+        }
+        let have_f = self
+            .stats
+            .decode_problems
+            .get(&DecodeProblem::FragmentTableFull)
+            .copied()
+            .unwrap_or(0);
+        if full > have_f {
+            *self
+                .stats
+                .decode_problems
+                .entry(DecodeProblem::FragmentTableFull)
+                .or_insert(0) = full;
+        }
+    }
+
+    /// Retires idle flows (LRU tail), lingering closed flows and stale fragments.
+    fn sweep(&mut self) {
+        let idle = self.cfg.idle_timeout_ns;
+        while let Some((slot, last)) = self.table.oldest() {
+            if last.saturating_add(idle) >= self.now {
+                break;
+            }
+            let closing = self.table.get(slot).is_some_and(|f| f.closing);
+            self.end_flow(
+                slot,
+                if closing {
+                    EndReason::Closed
+                } else {
+                    EndReason::IdleTimeout
+                },
+            );
+        }
+        while let Some(&(t, slot, id)) = self.closed.front() {
+            if t.saturating_add(CLOSED_LINGER_NS) >= self.now {
+                break;
+            }
+            self.closed.pop_front();
+            if self.table.get(slot).is_some_and(|f| f.ctx.id == id) {
+                self.end_flow(slot, EndReason::Closed);
+            }
+        }
+        if !self.defrag.is_empty() {
+            self.defrag.expire(self.now);
+            self.sync_defrag();
+        }
+    }
+
+    /// Removes a flow: flushes what is buffered (gaps, close) unless bypassed, then hands the
+    /// state back to the App.
+    fn end_flow(&mut self, slot: u32, reason: EndReason) {
+        let Some(mut flow) = self.table.remove(slot) else {
+            return;
+        };
+        let reason = if flow.closing && matches!(reason, EndReason::Evicted) {
+            EndReason::Closed
+        } else {
+            reason
+        };
+        match reason {
+            EndReason::Closed => self.stats.flows_closed += 1,
+            EndReason::IdleTimeout => self.stats.flows_idle_timeout += 1,
+            EndReason::Evicted => self.stats.flows_evicted_lru += 1,
+            EndReason::Reused => self.stats.flows_reused += 1,
+            EndReason::EndOfInput => {}
+        }
+        let now = self.now;
+        if !flow.bypass && flow.ctx.transport == Transport::Tcp {
+            let Flow {
+                ctx, state, dirs, ..
+            } = &mut flow;
+            for dir in [Dir::Orig, Dir::Resp] {
+                let app = &mut self.app;
+                let mut sink = |e: Event<'_>| deliver(app, ctx, state, dir, now, e);
+                let Some(d) = dirs.get_mut(dir.index()) else {
+                    continue;
+                };
+                if d.flush(&self.lim, &mut self.stats, &mut sink) == Verdict::Bypass {
+                    break;
+                }
+            }
+        }
+        self.app.on_flow_end(&flow.ctx, flow.state, now, reason);
+    }
+
+    /// Makes room and inserts a new flow.
+    fn create(&mut self, key: FlowKey, ts: u64, flow: Flow<A::FlowState>) -> Option<u32> {
+        if self.table.is_full() {
+            if let Some((slot, _)) = self.table.oldest() {
+                self.end_flow(slot, EndReason::Evicted);
+            }
+        }
+        self.stats.flows_created += 1;
+        self.table.insert(key, ts, flow)
+    }
+
+    fn new_ctx(
+        &mut self,
+        transport: Transport,
+        orig: (std::net::IpAddr, u16),
+        resp: (std::net::IpAddr, u16),
+        syn: bool,
+        ts: u64,
+    ) -> FlowCtx {
+        let id = self.next_id;
+        self.next_id += 1;
+        FlowCtx {
+            id,
+            transport,
+            orig,
+            resp,
+            syn_seen: syn,
+            first_ts_ns: ts,
+        }
+    }
+
+    fn udp(&mut self, ts: u64, u: &UdpDatagram<'_>) {
+        self.stats.udp_datagrams += 1;
+        let (key, src_is_lo) = FlowKey::new(17, u.src, u.sport, u.dst, u.dport);
+        let slot = match self.table.find(&key) {
+            Some(s) => {
+                self.table.touch(s, ts);
+                s
+            }
+            None => {
+                let ctx = self.new_ctx(
+                    Transport::Udp,
+                    (u.src, u.sport),
+                    (u.dst, u.dport),
+                    false,
+                    ts,
+                );
+                let flow = Flow {
+                    ctx,
+                    state: A::FlowState::default(),
+                    dirs: Default::default(),
+                    orig_is_lo: src_is_lo,
+                    bypass: false,
+                    closing: false,
+                };
+                match self.create(key, ts, flow) {
+                    Some(s) => s,
+                    None => return,
+                }
+            }
+        };
+        let Some(flow) = self.table.get_mut(slot) else {
+            return;
+        };
+        if flow.bypass {
+            self.stats.bypassed_packets += 1;
+            return;
+        }
+        let dir = if src_is_lo == flow.orig_is_lo {
+            Dir::Orig
+        } else {
+            Dir::Resp
+        };
+        let v = self
+            .app
+            .on_datagram(&flow.ctx, &mut flow.state, dir, ts, u.payload);
+        if v == Verdict::Bypass {
+            flow.bypass = true;
+        }
+    }
+
+    fn tcp(&mut self, ts: u64, t: &TcpSegment<'_>) {
+        self.stats.tcp_segments += 1;
+        let (key, src_is_lo) = FlowKey::new(6, t.src, t.sport, t.dst, t.dport);
+        let syn = t.has(tcpflag::SYN);
+        let ack = t.has(tcpflag::ACK);
+        let fin = t.has(tcpflag::FIN);
+        let rst = t.has(tcpflag::RST);
+        let mut slot = self.table.find(&key);
+        if let Some(s) = slot {
+            self.table.touch(s, ts);
+            // Port reuse: a pure SYN on a flow that closed, or with a different ISN.
+            if syn && !ack {
+                let reused = self.table.get(s).is_some_and(|f| {
+                    let di = if src_is_lo == f.orig_is_lo { 0 } else { 1 };
+                    let Some(d) = f.dirs.get(di) else {
+                        return false;
+                    };
+                    let any_closed = f.closing || f.dirs.iter().any(|d| d.close_seen);
+                    any_closed
+                        || (d.started()
+                            && if d.syn_seen() {
+                                d.isn() != t.seq
+                            } else {
+                                d.distance(t.seq).abs() > REUSE_SEQ_DISTANCE
+                            })
+                });
+                if reused {
+                    self.end_flow(s, EndReason::Reused);
+                    slot = None;
+                }
+            }
+        }
+        let slot = match slot {
+            Some(s) => s,
+            None => {
+                if rst && t.payload.is_empty() {
+                    // A lone RST opens nothing worth tracking.
+                    return;
+                }
+                // Originator: the SYN sender; the receiver of a SYN-ACK; else the sender.
+                let (orig, resp, orig_is_lo) = if syn && ack {
+                    ((t.dst, t.dport), (t.src, t.sport), !src_is_lo)
+                } else {
+                    ((t.src, t.sport), (t.dst, t.dport), src_is_lo)
+                };
+                if !syn {
+                    self.stats.tcp_midstream_pickups += 1;
+                }
+                let ctx = self.new_ctx(Transport::Tcp, orig, resp, syn, ts);
+                let flow = Flow {
+                    ctx,
+                    state: A::FlowState::default(),
+                    dirs: Default::default(),
+                    orig_is_lo,
+                    bypass: false,
+                    closing: false,
+                };
+                match self.create(key, ts, flow) {
+                    Some(s) => s,
+                    None => return,
+                }
+            }
+        };
+        let now = self.now;
+        let Some(flow) = self.table.get_mut(slot) else {
+            return;
+        };
+        let dir = if src_is_lo == flow.orig_is_lo {
+            Dir::Orig
+        } else {
+            Dir::Resp
+        };
+        let was_closing = flow.closing;
+        if flow.bypass {
+            // Bypassed: a flag check, plus close tracking so the slot is freed early.
+            self.stats.bypassed_packets += 1;
+            if let Some(d) = flow.dirs.get_mut(dir.index()) {
+                if fin || rst {
+                    d.close_seen = true;
+                }
+            }
+        } else {
+            let Flow {
+                ctx, state, dirs, ..
+            } = &mut *flow;
+            let app = &mut self.app;
+            let mut sink = |e: Event<'_>| deliver(app, ctx, state, dir, ts, e);
+            let v = match dirs.get_mut(dir.index()) {
+                Some(d) => d.segment(
+                    t.seq,
+                    syn,
+                    fin,
+                    rst,
+                    t.payload,
+                    &self.lim,
+                    &mut self.stats,
+                    &mut sink,
+                ),
+                None => Verdict::Continue,
+            };
+            let both_done = flow.dirs.iter().all(|d| d.done());
+            if v == Verdict::Bypass || both_done {
+                flow.bypass = true;
+                for d in flow.dirs.iter_mut() {
+                    d.free();
+                }
+            }
+        }
+        if !was_closing && (rst || flow.dirs.iter().all(|d| d.close_seen)) {
+            flow.closing = true;
+            let id = flow.ctx.id;
+            self.closed.push_back((now, slot, id));
+        }
+    }
+}
+
+/// Routes one reassembly event to the App.
+fn deliver<A: App>(
+    app: &mut A,
+    ctx: &FlowCtx,
+    state: &mut A::FlowState,
+    dir: Dir,
+    ts: u64,
+    e: Event<'_>,
+) -> Verdict {
+    match e {
+        Event::Data(d) => app.on_stream(ctx, state, dir, ts, d),
+        Event::Gap(n) => {
+            app.on_gap(ctx, state, dir, ts, n);
+            Verdict::Continue
+        }
+        Event::Close(k) => {
+            app.on_close(ctx, state, dir, ts, k);
+            Verdict::Continue
+        }
     }
 }

@@ -1,1 +1,290 @@
 //! Bounded flow table with a seeded hasher, idle timeout and LRU eviction.
+//!
+//! Entries live in a slab (`Vec<Option<Node>>`) threaded on an intrusive doubly-linked list in
+//! recency order, and a `HashMap<FlowKey, u32>` maps the symmetric key to the slot. A packet costs
+//! one hash lookup plus an O(1) move to the list head. Because capture time only moves forward
+//! (the engine uses the highest timestamp seen as "now"), the list tail is also the flow idle the
+//! longest, so idle expiry only ever looks at the tail: amortised O(1), never a full scan.
+//! The hasher is `ahash::RandomState` with random per-process keys: 5-tuples are attacker-chosen.
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Symmetric 5-tuple: both directions of a flow produce the same key (endpoints sorted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    lo: ([u8; 16], u16),
+    hi: ([u8; 16], u16),
+    proto: u8,
+    v6: bool,
+}
+
+fn addr_bytes(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(v) => v.to_ipv6_mapped().octets(),
+        IpAddr::V6(v) => v.octets(),
+    }
+}
+
+impl FlowKey {
+    /// Builds the key; also returns whether `(src, sport)` is the `lo` endpoint.
+    pub fn new(proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> (FlowKey, bool) {
+        let a = (addr_bytes(src), sport);
+        let b = (addr_bytes(dst), dport);
+        let v6 = src.is_ipv6();
+        if a <= b {
+            (
+                FlowKey {
+                    lo: a,
+                    hi: b,
+                    proto,
+                    v6,
+                },
+                true,
+            )
+        } else {
+            (
+                FlowKey {
+                    lo: b,
+                    hi: a,
+                    proto,
+                    v6,
+                },
+                false,
+            )
+        }
+    }
+}
+
+const NIL: u32 = u32::MAX;
+
+struct Node<V> {
+    key: FlowKey,
+    last_ts: u64,
+    prev: u32,
+    next: u32,
+    value: V,
+}
+
+/// The flow table. `V` is the engine's per-flow entry.
+pub struct FlowTable<V> {
+    map: HashMap<FlowKey, u32, ahash::RandomState>,
+    slots: Vec<Option<Node<V>>>,
+    free: Vec<u32>,
+    /// Most recently used.
+    head: u32,
+    /// Least recently used.
+    tail: u32,
+    cap: usize,
+}
+
+impl<V> FlowTable<V> {
+    pub fn new(cap: usize) -> Self {
+        // Slots are u32 indices; NIL is reserved.
+        let cap = cap.clamp(1, (u32::MAX - 1) as usize);
+        FlowTable {
+            map: HashMap::with_hasher(ahash::RandomState::new()),
+            slots: Vec::new(),
+            free: Vec::new(),
+            head: NIL,
+            tail: NIL,
+            cap,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.map.len() >= self.cap
+    }
+
+    /// Slot of `key`, if present.
+    pub fn find(&self, key: &FlowKey) -> Option<u32> {
+        self.map.get(key).copied()
+    }
+
+    /// Marks the slot as just used at `ts` (moves it to the head of the recency list).
+    pub fn touch(&mut self, slot: u32, ts: u64) {
+        self.unlink(slot);
+        self.link_head(slot);
+        if let Some(Some(n)) = self.slots.get_mut(slot as usize) {
+            n.last_ts = n.last_ts.max(ts);
+        }
+    }
+
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut V> {
+        self.slots
+            .get_mut(slot as usize)
+            .and_then(|s| s.as_mut())
+            .map(|n| &mut n.value)
+    }
+
+    pub fn get(&self, slot: u32) -> Option<&V> {
+        self.slots
+            .get(slot as usize)
+            .and_then(|s| s.as_ref())
+            .map(|n| &n.value)
+    }
+
+    /// Inserts a new entry at the head. The caller evicts first when [`Self::is_full`].
+    /// Returns `None` when the table is full (nothing inserted).
+    pub fn insert(&mut self, key: FlowKey, ts: u64, value: V) -> Option<u32> {
+        if self.is_full() {
+            return None;
+        }
+        let node = Node {
+            key,
+            last_ts: ts,
+            prev: NIL,
+            next: NIL,
+            value,
+        };
+        let slot = if let Some(s) = self.free.pop() {
+            if let Some(x) = self.slots.get_mut(s as usize) {
+                *x = Some(node);
+            }
+            s
+        } else {
+            let s = u32::try_from(self.slots.len()).ok()?;
+            self.slots.push(Some(node));
+            s
+        };
+        self.map.insert(key, slot);
+        self.link_head(slot);
+        Some(slot)
+    }
+
+    /// Removes the entry in `slot` and returns its value.
+    pub fn remove(&mut self, slot: u32) -> Option<V> {
+        self.unlink(slot);
+        let node = self.slots.get_mut(slot as usize)?.take()?;
+        self.map.remove(&node.key);
+        self.free.push(slot);
+        Some(node.value)
+    }
+
+    /// The least recently used slot and its last packet time.
+    pub fn oldest(&self) -> Option<(u32, u64)> {
+        if self.tail == NIL {
+            return None;
+        }
+        self.slots
+            .get(self.tail as usize)
+            .and_then(|s| s.as_ref())
+            .map(|n| (self.tail, n.last_ts))
+    }
+
+    /// Removes and returns every entry (least recently used first).
+    pub fn drain(&mut self) -> Vec<V> {
+        let mut out = Vec::with_capacity(self.len());
+        while let Some((slot, _)) = self.oldest() {
+            match self.remove(slot) {
+                Some(v) => out.push(v),
+                None => break,
+            }
+        }
+        self.slots.clear();
+        self.free.clear();
+        out
+    }
+
+    fn unlink(&mut self, slot: u32) {
+        let (prev, next) = match self.slots.get(slot as usize).and_then(|s| s.as_ref()) {
+            Some(n) => (n.prev, n.next),
+            None => return,
+        };
+        let is_linked = prev != NIL || next != NIL || self.head == slot;
+        if !is_linked {
+            return;
+        }
+        if prev != NIL {
+            if let Some(Some(p)) = self.slots.get_mut(prev as usize) {
+                p.next = next;
+            }
+        } else {
+            self.head = next;
+        }
+        if next != NIL {
+            if let Some(Some(n)) = self.slots.get_mut(next as usize) {
+                n.prev = prev;
+            }
+        } else {
+            self.tail = prev;
+        }
+        if let Some(Some(n)) = self.slots.get_mut(slot as usize) {
+            n.prev = NIL;
+            n.next = NIL;
+        }
+    }
+
+    fn link_head(&mut self, slot: u32) {
+        let old = self.head;
+        if let Some(Some(n)) = self.slots.get_mut(slot as usize) {
+            n.prev = NIL;
+            n.next = old;
+        } else {
+            return;
+        }
+        if old != NIL {
+            if let Some(Some(o)) = self.slots.get_mut(old as usize) {
+                o.prev = slot;
+            }
+        } else {
+            self.tail = slot;
+        }
+        self.head = slot;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn key(port: u16) -> FlowKey {
+        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        FlowKey::new(6, a, port, b, 443).0
+    }
+
+    #[test]
+    fn symmetric_key() {
+        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let (k1, d1) = FlowKey::new(6, a, 1000, b, 443);
+        let (k2, d2) = FlowKey::new(6, b, 443, a, 1000);
+        assert_eq!(k1, k2);
+        assert_ne!(d1, d2);
+        assert_ne!(k1, FlowKey::new(17, a, 1000, b, 443).0);
+    }
+
+    #[test]
+    fn lru_order_and_reuse() {
+        let mut t = FlowTable::new(3);
+        let s1 = t.insert(key(1), 1, 1u32).unwrap();
+        let s2 = t.insert(key(2), 2, 2).unwrap();
+        let _s3 = t.insert(key(3), 3, 3).unwrap();
+        assert!(t.is_full());
+        assert!(t.insert(key(4), 4, 4).is_none());
+        assert_eq!(t.oldest(), Some((s1, 1)));
+        t.touch(s1, 5);
+        assert_eq!(t.oldest(), Some((s2, 2)));
+        assert_eq!(t.remove(s2), Some(2));
+        let s4 = t.insert(key(4), 6, 4).unwrap();
+        assert_eq!(s4, s2, "freed slot reused");
+        assert_eq!(t.find(&key(4)), Some(s4));
+        assert_eq!(t.find(&key(2)), None);
+        let all = t.drain();
+        assert_eq!(all, vec![3, 1, 4]);
+        assert!(t.is_empty());
+    }
+}

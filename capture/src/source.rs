@@ -1,6 +1,25 @@
 //! Packet sources: pcap (µs and ns), pcapng (several interfaces and link types), gzip, stdin.
+//!
+//! Built on pcap-parser's streaming readers: a block that does not fit yet (`Incomplete`) makes
+//! us refill the buffer; a block larger than the buffer makes it grow, up to a cap. Whatever goes
+//! wrong after a valid file header (truncation, corrupt lengths, a reader that stops making
+//! progress) ends this input with the reason in [`SourceSummary`], never a panic or a hang.
 use crate::RawPacket;
+use pcap_parser::pcapng::Block;
+use pcap_parser::traits::PcapNGPacketBlock;
+use pcap_parser::{PcapBlockOwned, PcapError};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+
+/// Initial reader buffer.
+pub const READ_BUFFER: usize = 1 << 20;
+/// Largest buffer a single block may make us grow to. Real frames are below 256 KiB; a larger
+/// claimed length is corruption.
+pub const MAX_READ_BUFFER: usize = 16 << 20;
+/// Consecutive read attempts without any new bytes or blocks before giving up.
+pub const MAX_STALLS: u32 = 64;
+/// Most pcapng interfaces remembered per section.
+pub const MAX_INTERFACES: usize = 4096;
 
 /// Errors that stop reading one input. Corrupt data after a valid header ends the file with a
 /// counted error rather than a panic.
@@ -21,6 +40,12 @@ impl std::fmt::Display for SourceError {
 }
 impl std::error::Error for SourceError {}
 
+impl From<std::io::Error> for SourceError {
+    fn from(e: std::io::Error) -> Self {
+        SourceError::Io(e)
+    }
+}
+
 /// Summary of one input once it has been read.
 #[derive(Debug, Clone, Default)]
 pub struct SourceSummary {
@@ -29,6 +54,8 @@ pub struct SourceSummary {
     pub truncated: bool,
     /// Parse error that ended the file early, if any.
     pub error: Option<String>,
+    /// Packet records skipped (pcapng packet for an unknown interface, bad timestamp resolution).
+    pub skipped: u64,
 }
 
 /// Reads every packet of `path` (`-` = stdin; gzip detected by magic) and calls `f` for each.
@@ -36,6 +63,192 @@ pub fn read_file(
     path: &Path,
     f: &mut dyn FnMut(&RawPacket<'_>),
 ) -> Result<SourceSummary, SourceError> {
-    let _ = (path, f);
-    Err(SourceError::Format("not implemented".into()))
+    if path.as_os_str() == "-" {
+        read_from(std::io::stdin(), f)
+    } else {
+        read_from(std::fs::File::open(path)?, f)
+    }
+}
+
+/// Reads a pcap/pcapng stream (optionally gzip-compressed) from any reader.
+pub fn read_from<R: Read + Send>(
+    r: R,
+    f: &mut dyn FnMut(&RawPacket<'_>),
+) -> Result<SourceSummary, SourceError> {
+    let mut br = BufReader::new(r);
+    let gz = {
+        let head = br.fill_buf()?;
+        head.starts_with(&[0x1f, 0x8b])
+    };
+    if gz {
+        read_pcap(flate2::bufread::MultiGzDecoder::new(br), f)
+    } else {
+        read_pcap(br, f)
+    }
+}
+
+struct Iface {
+    linktype: u32,
+    /// Units per second; `None` when the IDB's resolution is unusable.
+    resolution: Option<u64>,
+    offset_s: i64,
+}
+
+fn units_to_ns(units: u64, resolution: u64) -> u64 {
+    if resolution == 0 {
+        return 0;
+    }
+    let ns = u128::from(units) * 1_000_000_000 / u128::from(resolution);
+    u64::try_from(ns).unwrap_or(u64::MAX)
+}
+
+fn read_pcap<R: Read + Send>(
+    r: R,
+    f: &mut dyn FnMut(&RawPacket<'_>),
+) -> Result<SourceSummary, SourceError> {
+    let mut reader = match pcap_parser::create_reader(READ_BUFFER, r) {
+        Ok(r) => r,
+        Err(PcapError::Eof) => return Err(SourceError::Format("empty input".into())),
+        Err(PcapError::ReadError) => {
+            return Err(SourceError::Format("read error (corrupt gzip?)".into()))
+        }
+        Err(e) => {
+            return Err(SourceError::Format(format!(
+                "not a pcap/pcapng file: {e:?}"
+            )))
+        }
+    };
+    let mut sum = SourceSummary::default();
+    let mut legacy_linktype = 0u32;
+    let mut legacy_ns = false;
+    let mut ifaces: Vec<Iface> = Vec::new();
+    let mut last_ts = 0u64;
+    let mut buf_size = READ_BUFFER;
+    let mut stalls = 0u32;
+    loop {
+        match reader.next() {
+            Ok((offset, block)) => {
+                match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        legacy_linktype = h.network.0 as u32;
+                        legacy_ns = h.is_nanosecond_precision();
+                    }
+                    PcapBlockOwned::Legacy(b) => {
+                        let frac = if legacy_ns {
+                            u64::from(b.ts_usec)
+                        } else {
+                            u64::from(b.ts_usec).saturating_mul(1000)
+                        };
+                        let ts = u64::from(b.ts_sec)
+                            .saturating_mul(1_000_000_000)
+                            .saturating_add(frac);
+                        last_ts = ts;
+                        let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
+                        sum.packets += 1;
+                        f(&RawPacket {
+                            ts_ns: ts,
+                            linktype: legacy_linktype,
+                            data,
+                            orig_len: b.origlen,
+                        });
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => ifaces.clear(),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        if ifaces.len() < MAX_INTERFACES {
+                            ifaces.push(Iface {
+                                linktype: idb.linktype.0 as u32,
+                                resolution: idb.ts_resolution(),
+                                offset_s: idb.ts_offset(),
+                            });
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        match ifaces.get(epb.if_id as usize) {
+                            Some(Iface {
+                                linktype,
+                                resolution: Some(res),
+                                offset_s,
+                            }) => {
+                                let units = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
+                                let off_ns = offset_s.saturating_mul(1_000_000_000);
+                                let ts = units_to_ns(units, *res).saturating_add_signed(off_ns);
+                                last_ts = ts;
+                                sum.packets += 1;
+                                f(&RawPacket {
+                                    ts_ns: ts,
+                                    linktype: *linktype,
+                                    data: epb.packet_data(),
+                                    orig_len: epb.origlen,
+                                });
+                            }
+                            _ => sum.skipped += 1,
+                        }
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => match ifaces.first() {
+                        Some(i) => {
+                            sum.packets += 1;
+                            // No timestamp in an SPB: reuse the last one seen.
+                            f(&RawPacket {
+                                ts_ns: last_ts,
+                                linktype: i.linktype,
+                                data: spb.packet_data(),
+                                orig_len: spb.origlen,
+                            });
+                        }
+                        None => sum.skipped += 1,
+                    },
+                    PcapBlockOwned::NG(_) => {}
+                }
+                if offset == 0 {
+                    stalls += 1;
+                    if stalls > MAX_STALLS {
+                        sum.error = Some("reader made no progress".into());
+                        break;
+                    }
+                } else {
+                    stalls = 0;
+                }
+                reader.consume(offset);
+            }
+            Err(PcapError::Eof) => break,
+            Err(PcapError::UnexpectedEof) => {
+                sum.truncated = true;
+                break;
+            }
+            Err(PcapError::Incomplete(_)) => {
+                let before = reader.data().len();
+                if let Err(e) = reader.refill() {
+                    sum.error = Some(format!("read error: {e:?}"));
+                    break;
+                }
+                if reader.data().len() == before && !reader.reader_exhausted() {
+                    stalls += 1;
+                    if stalls > MAX_STALLS {
+                        sum.error = Some("reader made no progress".into());
+                        break;
+                    }
+                }
+            }
+            Err(PcapError::BufferTooSmall) => {
+                if buf_size >= MAX_READ_BUFFER {
+                    sum.error = Some("record larger than the read buffer cap".into());
+                    break;
+                }
+                buf_size = buf_size.saturating_mul(2).min(MAX_READ_BUFFER);
+                if !reader.grow(buf_size) {
+                    sum.error = Some("could not grow the read buffer".into());
+                    break;
+                }
+                if let Err(e) = reader.refill() {
+                    sum.error = Some(format!("read error: {e:?}"));
+                    break;
+                }
+            }
+            Err(e) => {
+                sum.error = Some(format!("parse error: {e:?}"));
+                break;
+            }
+        }
+    }
+    Ok(sum)
 }

@@ -42,11 +42,22 @@ pub struct Stats {
     pub tcp_midstream_pickups: u64,
     pub ip_fragments: u64,
     pub ip_reassembled: u64,
+    /// Fragments whose overlapping bytes differed from those seen first (first seen wins).
+    pub ip_fragment_overlaps: u64,
+    /// Frames recognised but of no interest (ARP, ICMP, PPPoE discovery, LLDP, ...).
+    pub other_packets: u64,
+    /// TCP segments far outside the expected sequence window (dropped).
+    pub tcp_out_of_window: u64,
     /// Problems by reason, sorted for stable output.
     pub decode_problems: std::collections::BTreeMap<DecodeProblem, u64>,
 }
 
 impl Stats {
+    /// Total of all decode problems.
+    pub fn problems_total(&self) -> u64 {
+        self.decode_problems.values().sum()
+    }
+
     pub fn problem(&mut self, p: DecodeProblem) {
         *self.decode_problems.entry(p).or_insert(0) += 1;
     }
@@ -72,6 +83,9 @@ impl Stats {
         self.tcp_midstream_pickups += o.tcp_midstream_pickups;
         self.ip_fragments += o.ip_fragments;
         self.ip_reassembled += o.ip_reassembled;
+        self.ip_fragment_overlaps += o.ip_fragment_overlaps;
+        self.other_packets += o.other_packets;
+        self.tcp_out_of_window += o.tcp_out_of_window;
         for (k, v) in &o.decode_problems {
             *self.decode_problems.entry(*k).or_insert(0) += v;
         }
