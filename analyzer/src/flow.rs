@@ -1,6 +1,18 @@
 //! Per-flow TLS state and the [`capture::App`] implementation.
+//!
+//! Each TCP direction goes through: `Start` (classify the first bytes: TLS record, SSLv2 hello,
+//! or something else) -> `Plain` (scan a bounded amount of plaintext for a TLS hello record, the
+//! generic STARTTLS path) -> `Tls` (record deframer) or `V2` (one SSLv2 record). Parsed events of
+//! both directions feed one [`Session`], which is emitted as a [`Handshake`] once its outcome is
+//! known (then the flow is bypassed), when the client starts a new handshake, or at flow end.
 use crate::cert::{CertCache, CertInfo};
-use crate::model::Handshake;
+use crate::detect::{self, Start, HELLO_SIG_LEN, PREFIX_KEEP};
+use crate::dtls::{self, DtlsDir};
+use crate::model::{Handshake, Protocol};
+use crate::session::Session;
+use crate::sslv2;
+use crate::tls::deframer::{plausible_record_header, Deframer, Event};
+use crate::tls::handshake::{self as hs, msg};
 use capture::{App, CloseKind, Dir, EndReason, FlowCtx, TimestampNs, Verdict};
 use std::sync::Arc;
 
@@ -30,17 +42,96 @@ pub enum Output {
     Handshake(Box<Handshake>),
 }
 
+/// Counters of the analyzer (anomalies are counted, never fatal).
+#[derive(Debug, Clone, Default)]
+pub struct AnalyzerStats {
+    pub tls_flows: u64,
+    pub dtls_flows: u64,
+    pub starttls_flows: u64,
+    pub sslv2_flows: u64,
+    pub handshakes: u64,
+    /// Record-layer errors (bad header, oversized message): the direction stopped being parsed.
+    pub deframe_errors: u64,
+    /// Handshake messages that did not parse.
+    pub malformed_messages: u64,
+    /// Flows bypassed because no TLS appeared within the plaintext budget.
+    pub not_tls: u64,
+    /// Directions that lost bytes (gaps) while parsing TLS.
+    pub gaps: u64,
+    pub dtls_errors: u64,
+    pub stun_datagrams: u64,
+}
+
 /// The TLS analyzer. Implements [`capture::App`].
 #[derive(Debug, Default)]
 pub struct Analyzer {
     pub cfg: AnalyzerConfig,
     pub certs: CertCache,
     pub out: Vec<Output>,
+    pub stats: AnalyzerStats,
 }
 
-/// Per-flow state (lives inside the capture flow table).
+/// How one TCP direction is being read.
 #[derive(Debug, Default)]
-pub struct FlowState {}
+enum Mode {
+    /// Nothing classified yet; holds the first few bytes (at most [`START_KEEP`]).
+    #[default]
+    Fresh,
+    Start(Vec<u8>),
+    /// Plaintext: scanning for a TLS hello record.
+    Plain,
+    Tls(Box<Deframer>),
+    /// An SSLv2 record being collected (at most [`sslv2::MAX_V2_RECORD`] + 2 bytes).
+    V2(Vec<u8>),
+    /// Nothing more to read in this direction.
+    Dead,
+}
+
+/// Bytes held while classifying the start of a direction.
+const START_KEEP: usize = 16;
+
+#[derive(Debug, Default)]
+struct DirIn {
+    mode: Mode,
+    /// Plaintext bytes scanned so far.
+    scanned: usize,
+    /// Last bytes of the plaintext (a hello header may straddle two segments).
+    tail: Vec<u8>,
+    /// First plaintext bytes, to name the upgrading protocol.
+    prefix: Vec<u8>,
+}
+
+impl DirIn {
+    fn is_tls(&self) -> bool {
+        matches!(self.mode, Mode::Tls(_) | Mode::V2(_))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    dirs: [DirIn; 2],
+    session: Option<Session>,
+    starttls: Option<&'static str>,
+    dtls: Option<Box<[DtlsDir; 2]>>,
+    /// Non-DTLS datagram bytes seen before DTLS was found.
+    udp_other: usize,
+    counted: bool,
+}
+
+/// Per-flow state (lives inside the capture flow table): empty until the flow carries bytes.
+#[derive(Debug, Default)]
+pub struct FlowState {
+    inner: Option<Box<Inner>>,
+    /// Set once nothing more is wanted from the flow.
+    done: bool,
+}
+
+impl FlowState {
+    /// True once the analyzer has asked for the flow to be bypassed.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+}
 
 impl Analyzer {
     pub fn new(cfg: AnalyzerConfig) -> Self {
@@ -48,7 +139,316 @@ impl Analyzer {
             cfg,
             certs: CertCache::new(),
             out: Vec::new(),
+            stats: AnalyzerStats::default(),
         }
+    }
+
+    fn emit(&mut self, ctx: &FlowCtx, s: Session, ts: TimestampNs) {
+        self.stats.handshakes += 1;
+        self.stats.malformed_messages += s.malformed as u64;
+        self.out
+            .push(Output::Handshake(Box::new(s.finish(ctx, ts))));
+    }
+
+    /// Emits the session if its outcome is known; returns true when the flow is done.
+    fn check_done(&mut self, ctx: &FlowCtx, inner: &mut Inner, ts: TimestampNs) -> bool {
+        if inner.session.as_ref().is_some_and(|s| s.is_done()) {
+            if let Some(s) = inner.session.take() {
+                self.emit(ctx, s, ts);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Dispatches parsed events of direction `dir` to the session.
+    fn events(
+        &mut self,
+        ctx: &FlowCtx,
+        inner: &mut Inner,
+        dir: Dir,
+        ts: TimestampNs,
+        events: Vec<Event>,
+        protocol: Protocol,
+    ) {
+        for ev in events {
+            match ev {
+                Event::Handshake { typ, body } => {
+                    if typ == msg::CLIENT_HELLO {
+                        let random = body.get(2..34);
+                        if inner.session.as_ref().is_some_and(|s| s.starts_new(random)) {
+                            if let Some(old) = inner.session.take() {
+                                self.emit(ctx, old, ts);
+                            }
+                        }
+                    }
+                    let starttls = inner.starttls;
+                    let s = inner
+                        .session
+                        .get_or_insert_with(|| Session::new(protocol, starttls, ts));
+                    s.on_message(dir, typ, &body, ts, &mut self.certs, &mut self.out);
+                    if typ == msg::SERVER_HELLO && s.tls13 {
+                        let retry = hs::parse_server_hello(&body).is_some_and(|h| h.hello_retry);
+                        if !retry {
+                            if let Mode::Tls(d) = &mut inner.dirs[dir.index()].mode {
+                                d.set_encrypted();
+                            }
+                        }
+                    }
+                }
+                Event::ChangeCipherSpec => {
+                    if let Some(s) = inner.session.as_mut() {
+                        s.on_ccs(dir)
+                    }
+                }
+                Event::Alert { level, code } => {
+                    if let Some(s) = inner.session.as_mut() {
+                        s.on_alert(dir, level, code, ts)
+                    }
+                }
+                Event::EncryptedHandshake => {
+                    if let Some(s) = inner.session.as_mut() {
+                        s.on_encrypted_handshake(dir)
+                    }
+                }
+                Event::ApplicationData => {
+                    if let Some(s) = inner.session.as_mut() {
+                        s.on_app_data(dir)
+                    }
+                }
+                Event::EncryptedAlert => {}
+                Event::Error(_) => self.stats.deframe_errors += 1,
+            }
+        }
+    }
+
+    /// Switches `dir` to TLS records and feeds `bytes` (which start at a record boundary).
+    fn start_tls(
+        &mut self,
+        ctx: &FlowCtx,
+        inner: &mut Inner,
+        dir: Dir,
+        ts: TimestampNs,
+        bytes: &[u8],
+    ) {
+        let mut d = Box::new(Deframer::new(self.cfg.max_handshake_message));
+        let mut ev = Vec::new();
+        d.feed(bytes, &mut ev);
+        inner.dirs[dir.index()].mode = Mode::Tls(d);
+        if !inner.counted {
+            inner.counted = true;
+            self.stats.tls_flows += 1;
+        }
+        self.events(ctx, inner, dir, ts, ev, Protocol::Tls);
+    }
+
+    fn v2(&mut self, ctx: &FlowCtx, inner: &mut Inner, dir: Dir, ts: TimestampNs, data: &[u8]) {
+        let Mode::V2(buf) = &mut inner.dirs[dir.index()].mode else {
+            return;
+        };
+        let want = buf
+            .get(..2)
+            .map(|h| ((((h[0] & 0x7f) as usize) << 8) | h[1] as usize) + 2);
+        let room = want.unwrap_or(2).saturating_sub(buf.len());
+        let take = room.min(data.len());
+        buf.extend_from_slice(data.get(..take).unwrap_or_default());
+        let rest = data.get(take..).unwrap_or_default();
+        let Some(want) = buf.get(..2).map(|h| {
+            ((((h.first().copied().unwrap_or(0)) & 0x7f) as usize) << 8)
+                + h.get(1).copied().unwrap_or(0) as usize
+                + 2
+        }) else {
+            return;
+        };
+        if buf.len() < want {
+            if rest.is_empty() {
+                return;
+            }
+            // header incomplete on the first pass: retry with the rest
+            return self.v2(ctx, inner, dir, ts, rest);
+        }
+        let rec = std::mem::take(buf);
+        let body = rec.get(2..).unwrap_or_default();
+        if !inner.counted {
+            inner.counted = true;
+            self.stats.sslv2_flows += 1;
+        }
+        let starttls = inner.starttls;
+        match body.first() {
+            Some(&sslv2::MSG_CLIENT_HELLO) => {
+                if let Some(ch) = sslv2::parse_client_hello(body) {
+                    let s = inner
+                        .session
+                        .get_or_insert_with(|| Session::new(Protocol::Tls, starttls, ts));
+                    s.on_v2_client_hello(dir, ch.version);
+                }
+                // The server may answer with TLS; the client then continues with TLS records.
+                self.start_tls(ctx, inner, dir, ts, rest);
+            }
+            Some(&sslv2::MSG_SERVER_HELLO) => {
+                if let Some(sh) = sslv2::parse_server_hello(body) {
+                    let s = inner
+                        .session
+                        .get_or_insert_with(|| Session::new(Protocol::Sslv2, starttls, ts));
+                    s.on_v2_server_hello(dir, &sh, ts, &mut self.certs, &mut self.out);
+                }
+                inner.dirs[dir.index()].mode = Mode::Dead;
+            }
+            _ => inner.dirs[dir.index()].mode = Mode::Dead,
+        }
+    }
+
+    /// Plaintext: keep a prefix, scan for a hello record (bounded), switch to TLS when found.
+    fn plain(&mut self, ctx: &FlowCtx, inner: &mut Inner, dir: Dir, ts: TimestampNs, data: &[u8]) {
+        let other_tls = inner.dirs[dir.other().index()].is_tls();
+        let d = &mut inner.dirs[dir.index()];
+        if d.scanned >= self.cfg.max_plaintext_scan {
+            d.mode = Mode::Dead;
+            return;
+        }
+        let keep = PREFIX_KEEP.saturating_sub(d.prefix.len()).min(data.len());
+        d.prefix
+            .extend_from_slice(data.get(..keep).unwrap_or_default());
+        // The peer already speaks TLS: a record header at a segment start is our first record.
+        if other_tls && d.tail.is_empty() && plausible_record_header(data) {
+            self.upgrade(inner, dir, data.get(5).copied());
+            return self.start_tls(ctx, inner, dir, ts, data);
+        }
+        let d = &mut inner.dirs[dir.index()];
+        let budget = self.cfg.max_plaintext_scan - d.scanned;
+        let data = data.get(..budget.min(data.len())).unwrap_or_default();
+        let mut buf = std::mem::take(&mut d.tail);
+        buf.extend_from_slice(data);
+        d.scanned += data.len();
+        match detect::find_hello(&buf) {
+            Some(k) => {
+                let at = buf.get(k..).unwrap_or_default();
+                self.upgrade(inner, dir, at.get(5).copied());
+                self.start_tls(ctx, inner, dir, ts, at);
+            }
+            None => {
+                let from = buf.len().saturating_sub(HELLO_SIG_LEN - 1);
+                d.tail = buf.get(from..).unwrap_or_default().to_vec();
+            }
+        }
+    }
+
+    /// TLS starts after plaintext in `dir`: name the protocol that upgraded.
+    fn upgrade(&mut self, inner: &mut Inner, dir: Dir, hs_type: Option<u8>) {
+        if inner.starttls.is_some() {
+            return;
+        }
+        // Which side is the TLS client: the sender of a ClientHello, else the other side.
+        let client = if hs_type == Some(msg::CLIENT_HELLO) {
+            dir
+        } else if let Some(c) = inner.session.as_ref().and_then(|s| s.client_dir) {
+            c
+        } else {
+            dir.other()
+        };
+        let c = &inner.dirs[client.index()].prefix;
+        let s = &inner.dirs[client.other().index()].prefix;
+        if c.is_empty() && s.is_empty() {
+            return;
+        }
+        inner.starttls = Some(detect::name_upgrade(c, s));
+        self.stats.starttls_flows += 1;
+        if let Some(sess) = inner.session.as_mut() {
+            if sess.starttls.is_none() {
+                sess.starttls = inner.starttls;
+            }
+        }
+    }
+
+    fn stream(&mut self, ctx: &FlowCtx, inner: &mut Inner, dir: Dir, ts: TimestampNs, data: &[u8]) {
+        let mode = std::mem::take(&mut inner.dirs[dir.index()].mode);
+        match mode {
+            Mode::Fresh | Mode::Start(_) => {
+                let mut buf = match mode {
+                    Mode::Start(b) => b,
+                    _ => Vec::new(),
+                };
+                let other_tls = inner.dirs[dir.other().index()].is_tls();
+                let take = START_KEEP.saturating_sub(buf.len()).min(data.len());
+                buf.extend_from_slice(data.get(..take).unwrap_or_default());
+                let rest = data.get(take..).unwrap_or_default();
+                let class = detect::classify_start(&buf);
+                let record = plausible_record_header(&buf);
+                if class == Start::Tls || (other_tls && record) {
+                    let mut all = buf;
+                    all.extend_from_slice(rest);
+                    self.start_tls(ctx, inner, dir, ts, &all);
+                } else if class == Start::Sslv2 {
+                    inner.dirs[dir.index()].mode = Mode::V2(Vec::new());
+                    let mut all = buf;
+                    all.extend_from_slice(rest);
+                    self.v2(ctx, inner, dir, ts, &all);
+                } else if class == Start::NeedMore && rest.is_empty() {
+                    inner.dirs[dir.index()].mode = Mode::Start(buf);
+                } else {
+                    inner.dirs[dir.index()].mode = Mode::Plain;
+                    let mut all = buf;
+                    all.extend_from_slice(rest);
+                    self.plain(ctx, inner, dir, ts, &all);
+                }
+            }
+            Mode::Plain => {
+                inner.dirs[dir.index()].mode = Mode::Plain;
+                self.plain(ctx, inner, dir, ts, data);
+            }
+            Mode::Tls(mut d) => {
+                let mut ev = Vec::new();
+                d.feed(data, &mut ev);
+                inner.dirs[dir.index()].mode = Mode::Tls(d);
+                self.events(ctx, inner, dir, ts, ev, Protocol::Tls);
+            }
+            Mode::V2(b) => {
+                inner.dirs[dir.index()].mode = Mode::V2(b);
+                self.v2(ctx, inner, dir, ts, data);
+            }
+            Mode::Dead => inner.dirs[dir.index()].mode = Mode::Dead,
+        }
+    }
+
+    fn datagram(
+        &mut self,
+        ctx: &FlowCtx,
+        inner: &mut Inner,
+        dir: Dir,
+        ts: TimestampNs,
+        data: &[u8],
+    ) {
+        if dtls::looks_like_stun(data) {
+            self.stats.stun_datagrams += 1;
+            return;
+        }
+        if inner.dtls.is_none() {
+            if !dtls::looks_like_dtls_hello(data) {
+                inner.udp_other = inner.udp_other.saturating_add(data.len());
+                return;
+            }
+            inner.dtls = Some(Box::default());
+            self.stats.dtls_flows += 1;
+        }
+        let max = self.cfg.max_handshake_message;
+        let Some(d) = inner.dtls.as_mut() else {
+            return;
+        };
+        if !dtls::looks_like_dtls(data) && data.first().is_none_or(|b| b & 0xe0 != 0x20) {
+            return; // something else multiplexed on the flow
+        }
+        let [a, b] = &mut **d;
+        let (me, other) = match dir {
+            Dir::Orig => (a, b),
+            Dir::Resp => (b, a),
+        };
+        let before = me.errors;
+        let r = me.feed(data, max);
+        self.stats.dtls_errors += me.errors - before;
+        if r.new_client_hello {
+            other.reset();
+        }
+        self.events(ctx, inner, dir, ts, r.events, Protocol::Dtls);
     }
 }
 
@@ -57,36 +457,106 @@ impl App for Analyzer {
 
     fn on_stream(
         &mut self,
-        _ctx: &FlowCtx,
-        _s: &mut FlowState,
-        _dir: Dir,
-        _ts: TimestampNs,
-        _data: &[u8],
+        ctx: &FlowCtx,
+        s: &mut FlowState,
+        dir: Dir,
+        ts: TimestampNs,
+        data: &[u8],
     ) -> Verdict {
+        if s.done {
+            return Verdict::Bypass;
+        }
+        let mut inner = s.inner.take().unwrap_or_default();
+        self.stream(ctx, &mut inner, dir, ts, data);
+        let done = self.check_done(ctx, &mut inner, ts);
+        let idle = inner.session.is_none()
+            && inner.dirs.iter().all(|d| {
+                matches!(d.mode, Mode::Dead)
+                    || (matches!(d.mode, Mode::Plain) && d.scanned >= self.cfg.max_plaintext_scan)
+            });
+        if idle {
+            self.stats.not_tls += 1;
+        }
+        s.inner = Some(inner);
+        if done || idle {
+            s.done = true;
+            return Verdict::Bypass;
+        }
         Verdict::Continue
+    }
+
+    fn on_gap(&mut self, _ctx: &FlowCtx, s: &mut FlowState, dir: Dir, _ts: TimestampNs, _len: u64) {
+        let Some(inner) = s.inner.as_mut() else {
+            return;
+        };
+        let d = &mut inner.dirs[dir.index()];
+        match d.mode {
+            Mode::Tls(_) | Mode::V2(_) => {
+                self.stats.gaps += 1;
+                d.mode = Mode::Dead;
+            }
+            Mode::Plain => d.tail.clear(),
+            _ => {}
+        }
     }
 
     fn on_datagram(
         &mut self,
-        _ctx: &FlowCtx,
-        _s: &mut FlowState,
-        _dir: Dir,
-        _ts: TimestampNs,
-        _data: &[u8],
+        ctx: &FlowCtx,
+        s: &mut FlowState,
+        dir: Dir,
+        ts: TimestampNs,
+        data: &[u8],
     ) -> Verdict {
+        if s.done {
+            return Verdict::Bypass;
+        }
+        let mut inner = s.inner.take().unwrap_or_default();
+        self.datagram(ctx, &mut inner, dir, ts, data);
+        let done = self.check_done(ctx, &mut inner, ts);
+        let idle = inner.dtls.is_none() && inner.udp_other > 2 * self.cfg.max_plaintext_scan;
+        if idle {
+            self.stats.not_tls += 1;
+        }
+        s.inner = Some(inner);
+        if done || idle {
+            s.done = true;
+            return Verdict::Bypass;
+        }
         Verdict::Continue
     }
 
     fn on_close(
         &mut self,
-        _ctx: &FlowCtx,
-        _s: &mut FlowState,
-        _dir: Dir,
-        _ts: TimestampNs,
-        _kind: CloseKind,
+        ctx: &FlowCtx,
+        s: &mut FlowState,
+        dir: Dir,
+        ts: TimestampNs,
+        kind: CloseKind,
     ) {
+        if s.done {
+            return;
+        }
+        let Some(mut inner) = s.inner.take() else {
+            return;
+        };
+        if let Some(sess) = inner.session.as_mut() {
+            sess.on_close(dir, kind);
+        }
+        if self.check_done(ctx, &mut inner, ts) {
+            s.done = true;
+        }
+        s.inner = Some(inner);
     }
 
-    fn on_flow_end(&mut self, _ctx: &FlowCtx, _s: FlowState, _ts: TimestampNs, _reason: EndReason) {
+    fn on_flow_end(&mut self, ctx: &FlowCtx, s: FlowState, ts: TimestampNs, _reason: EndReason) {
+        let Some(inner) = s.inner else {
+            return;
+        };
+        if let Some(sess) = inner.session {
+            if sess.messages > 0 {
+                self.emit(ctx, sess, ts);
+            }
+        }
     }
 }

@@ -7,8 +7,14 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod detect;
+pub mod dtls;
+pub mod fingerprint;
 pub mod flow;
 pub mod model;
+pub mod session;
+pub mod sslv2;
+pub mod tls;
 
 pub use cert::{CertCache, CertInfo};
 pub use flow::{Analyzer, AnalyzerConfig, Output};
