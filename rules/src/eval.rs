@@ -133,6 +133,8 @@ pub struct RemovalFinding {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct CaIndex {
     map: HashMap<String, Vec<usize>>,
+    /// Whether any selector names a subject: skips DN normalisation on the hot path otherwise.
+    has_subjects: bool,
 }
 
 fn keys(sel: &CaSelector) -> impl Iterator<Item = String> + '_ {
@@ -156,7 +158,8 @@ impl CaIndex {
                 }
             }
         }
-        CaIndex { map }
+        let has_subjects = map.keys().any(|k| k.starts_with("n:"));
+        CaIndex { map, has_subjects }
     }
 
     fn lookup(&self, sha: &str, spki: &str, subject: &str, out: &mut Vec<usize>) {
@@ -171,7 +174,7 @@ impl CaIndex {
         if !spki.is_empty() {
             probe(format!("k:{}", spki.to_ascii_lowercase()));
         }
-        if !subject.is_empty() {
+        if self.has_subjects && !subject.is_empty() {
             probe(format!("n:{}", normalize_dn(subject)));
         }
     }
