@@ -59,7 +59,7 @@ pub struct CertFacts<'a> {
     pub subject: &'a str,
     /// notBefore, Unix seconds.
     pub not_before: Option<i64>,
-    /// Earliest embedded SCT timestamp, Unix seconds.
+    /// Earliest embedded SCT timestamp, Unix seconds rounded up (see [`earliest_sct_secs`]).
     pub earliest_sct: Option<i64>,
     /// basicConstraints CA.
     pub is_ca: bool,
@@ -129,55 +129,73 @@ pub struct RemovalFinding {
     pub removed: i64,
 }
 
-/// Index from CA keys to removal entries, so a handshake costs a few hash lookups.
+/// Index from CA keys to removal entries, so a handshake costs a few hash lookups and, for
+/// lowercase hex input (what trustmap produces), no allocation.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct CaIndex {
-    map: HashMap<String, Vec<usize>>,
-    /// Whether any selector names a subject: skips DN normalisation on the hot path otherwise.
-    has_subjects: bool,
+    by_sha: HashMap<String, Vec<usize>>,
+    by_spki: HashMap<String, Vec<usize>>,
+    /// Keyed by [`normalize_dn`]; empty unless a rule selects by subject.
+    by_subject: HashMap<String, Vec<usize>>,
 }
 
-fn keys(sel: &CaSelector) -> impl Iterator<Item = String> + '_ {
-    sel.sha256
-        .iter()
-        .map(|h| format!("c:{h}"))
-        .chain(sel.spki_sha256.iter().map(|h| format!("k:{h}")))
-        .chain(sel.subject.iter().map(|s| format!("n:{}", normalize_dn(s))))
+fn push_unique(map: &mut HashMap<String, Vec<usize>>, k: String, i: usize) {
+    let v = map.entry(k).or_default();
+    if v.last() != Some(&i) {
+        v.push(i);
+    }
+}
+
+fn probe(map: &HashMap<String, Vec<usize>>, hex: &str, out: &mut Vec<usize>) {
+    if hex.is_empty() {
+        return;
+    }
+    let hit = if hex.bytes().any(|b| b.is_ascii_uppercase()) {
+        map.get(&hex.to_ascii_lowercase())
+    } else {
+        map.get(hex)
+    };
+    if let Some(v) = hit {
+        out.extend_from_slice(v);
+    }
 }
 
 impl CaIndex {
     pub(crate) fn build(removals: &[Removal]) -> Self {
-        let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut ix = CaIndex::default();
         for (i, r) in removals.iter().enumerate() {
             for sel in &r.cas {
-                for k in keys(sel) {
-                    let v = map.entry(k).or_default();
-                    if v.last() != Some(&i) {
-                        v.push(i);
-                    }
+                if let Some(h) = &sel.sha256 {
+                    push_unique(&mut ix.by_sha, h.clone(), i);
+                }
+                if let Some(h) = &sel.spki_sha256 {
+                    push_unique(&mut ix.by_spki, h.clone(), i);
+                }
+                if let Some(s) = &sel.subject {
+                    push_unique(&mut ix.by_subject, normalize_dn(s), i);
                 }
             }
         }
-        let has_subjects = map.keys().any(|k| k.starts_with("n:"));
-        CaIndex { map, has_subjects }
+        ix
     }
 
     fn lookup(&self, sha: &str, spki: &str, subject: &str, out: &mut Vec<usize>) {
-        let mut probe = |k: String| {
-            if let Some(v) = self.map.get(&k) {
+        probe(&self.by_sha, sha, out);
+        probe(&self.by_spki, spki, out);
+        if !self.by_subject.is_empty() && !subject.is_empty() {
+            if let Some(v) = self.by_subject.get(&normalize_dn(subject)) {
                 out.extend_from_slice(v);
             }
-        };
-        if !sha.is_empty() {
-            probe(format!("c:{}", sha.to_ascii_lowercase()));
-        }
-        if !spki.is_empty() {
-            probe(format!("k:{}", spki.to_ascii_lowercase()));
-        }
-        if self.has_subjects && !subject.is_empty() {
-            probe(format!("n:{}", normalize_dn(subject)));
         }
     }
+}
+
+/// Earliest embedded SCT in Unix seconds from the analyzer's millisecond timestamps, rounded
+/// **up**, so `earliest_sct <= cut-off` holds exactly when Chrome's millisecond comparison
+/// `sct_ms <= cut_off * 1000` does.
+pub fn earliest_sct_secs(timestamps_ms: &[u64]) -> Option<i64> {
+    let min = *timestamps_ms.iter().min()?;
+    i64::try_from(min.div_ceil(1000)).ok()
 }
 
 fn sel_matches(sel: &CaSelector, sha: &str, spki: &str, subject: &str) -> bool {
@@ -469,5 +487,21 @@ impl Removal {
     /// [`transition_plan`] of this entry.
     pub fn transition_plan(&self, now: i64) -> Vec<Milestone> {
         transition_plan(self.announced, self.removed, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sct_millis_round_up() {
+        assert_eq!(earliest_sct_secs(&[]), None);
+        assert_eq!(
+            earliest_sct_secs(&[1_731_369_599_000, 1_731_369_700_000]),
+            Some(1_731_369_599)
+        );
+        assert_eq!(earliest_sct_secs(&[1_731_369_599_001]), Some(1_731_369_600));
+        assert_eq!(earliest_sct_secs(&[u64::MAX]), Some(18_446_744_073_709_552));
     }
 }

@@ -26,8 +26,8 @@ pub use distrust::{
 };
 pub use error::RulesError;
 pub use eval::{
-    transition_plan, AnchorFacts, CertFacts, HandshakeFacts, Milestone, Outcome, RemovalFinding,
-    CODE_FAILURE, CODE_PENDING, CODE_RESIDUAL_USE, CODE_STALE_TRUST,
+    earliest_sct_secs, transition_plan, AnchorFacts, CertFacts, HandshakeFacts, Milestone, Outcome,
+    RemovalFinding, CODE_FAILURE, CODE_PENDING, CODE_RESIDUAL_USE, CODE_STALE_TRUST,
 };
 pub use policy::{
     chrome_root_term_end, chrome_root_term_limit_years, lifetime_exceeds_policy, max_lifetime_days,

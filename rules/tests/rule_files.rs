@@ -180,3 +180,13 @@ fn program_scoped_user_rules_follow_the_policy() {
     );
     assert!("edge".parse::<DistrustPolicy>().is_err());
 }
+
+#[test]
+fn shipped_example_loads() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/corp-rules.toml");
+    let set = RuleSet::load(DistrustPolicy::Chrome, &[path]).unwrap();
+    assert_eq!(set.removal("corp-issuing-2019-rotation")[0].cas.len(), 2);
+    assert_eq!(set.segments().len(), 2);
+    let l = set.locality("10.40.0.1".parse().unwrap(), None);
+    assert!(l.internal && l.basis == "segment:embedded");
+}
