@@ -179,7 +179,7 @@ impl CaIndex {
         ix
     }
 
-    fn lookup(&self, sha: &str, spki: &str, subject: &str, out: &mut Vec<usize>) {
+    pub(crate) fn lookup(&self, sha: &str, spki: &str, subject: &str, out: &mut Vec<usize>) {
         probe(&self.by_sha, sha, out);
         probe(&self.by_spki, spki, out);
         if !self.by_subject.is_empty() && !subject.is_empty() {

@@ -198,6 +198,24 @@ impl RuleSet {
         v
     }
 
+    /// Ids of the rules in force that name this CA (inventory `ca.removals`), exemptions not
+    /// considered, in load order. Hex may be in any case; empty strings are ignored.
+    pub fn removals_for_ca(&self, sha256: &str, spki_sha256: &str, subject: &str) -> Vec<&str> {
+        let mut idx = Vec::new();
+        self.index.lookup(sha256, spki_sha256, subject, &mut idx);
+        idx.sort_unstable();
+        idx.dedup();
+        let mut ids: Vec<&str> = Vec::new();
+        for i in idx {
+            if let Some(r) = self.removals.get(i) {
+                if !ids.contains(&r.id.as_str()) {
+                    ids.push(&r.id);
+                }
+            }
+        }
+        ids
+    }
+
     /// Segment rules.
     pub fn segments(&self) -> &[Segment] {
         &self.segments

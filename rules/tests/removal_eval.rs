@@ -320,3 +320,30 @@ fn transition_plan_marks_past_and_upcoming() {
         .unwrap();
     assert!(entrust.iter().all(|m| m.past));
 }
+
+#[test]
+fn removals_naming_a_ca() {
+    let set = rules("");
+    assert_eq!(
+        set.removals_for_ca(&ROOT.to_ascii_uppercase(), "", ""),
+        ["corp-root-g1"]
+    );
+    assert!(set
+        .removals_for_ca(INTER, "", "CN=Corp Issuing CA")
+        .is_empty());
+    // Entrust Root Certification Authority - G2 (built-in), found by its SPKI alone
+    let ev = rules::distrust_events()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.info.id == "entrust-2024")
+        .unwrap();
+    let g2 = ev
+        .certificates
+        .iter()
+        .find(|c| c.sha256.starts_with("02ed0eb2"))
+        .unwrap();
+    assert_eq!(
+        set.removals_for_ca("", &g2.spki_sha256, ""),
+        ["entrust-2024"]
+    );
+}
