@@ -78,8 +78,11 @@ fn days_in_month(y: i64, m: u32) -> u32 {
 }
 
 /// Unix seconds of a UTC calendar date at midnight.
+/// Saturates instead of overflowing for absurd years (callers may feed hostile certificate
+/// dates through date arithmetic).
 pub fn unix_from_date(y: i64, m: u32, d: u32) -> i64 {
-    days_from_civil(y, m, d) * SECS_PER_DAY
+    let y = y.clamp(-(1 << 40), 1 << 40);
+    days_from_civil(y, m, d).saturating_mul(SECS_PER_DAY)
 }
 
 struct Cursor<'a> {
