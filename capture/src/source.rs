@@ -81,9 +81,41 @@ pub fn read_from<R: Read + Send>(
         head.starts_with(&[0x1f, 0x8b])
     };
     if gz {
-        read_pcap(flate2::bufread::MultiGzDecoder::new(br), f)
+        read_pcap(Filling(flate2::bufread::MultiGzDecoder::new(br)), f)
     } else {
-        read_pcap(br, f)
+        read_pcap(Filling(br), f)
+    }
+}
+
+/// Each `read` gathers at least [`FILL_TARGET`] bytes (or the whole buffer, or up to EOF).
+/// pcap-parser checks the file header and refills after a single `read` call, so a pipe or a
+/// decompressor that hands out a few bytes at a time would otherwise look like a bad header.
+struct Filling<R>(R);
+
+/// Bytes one `read` gathers before returning (covers any real pcapng section header).
+pub const FILL_TARGET: usize = 64 * 1024;
+
+impl<R: Read> Read for Filling<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = buf.len().min(FILL_TARGET);
+        let mut got = 0;
+        while got < want {
+            let Some(space) = buf.get_mut(got..) else {
+                break;
+            };
+            match self.0.read(space) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if got > 0 => {
+                    // Report the bytes we have; the error comes back on the next call.
+                    let _ = e;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(got)
     }
 }
 
@@ -92,6 +124,17 @@ struct Iface {
     /// Units per second; `None` when the IDB's resolution is unusable.
     resolution: Option<u64>,
     offset_s: i64,
+}
+
+/// Units per second of a pcapng `if_tsresol` (bit 7: power of two, else power of ten).
+/// pcap-parser 0.17's own helper rejects every power-of-two resolution (it range-checks the
+/// value before masking bit 7), hence this one.
+fn ts_resolution(v: u8) -> Option<u64> {
+    if v & 0x80 != 0 {
+        1u64.checked_shl(u32::from(v & 0x7f))
+    } else {
+        10u64.checked_pow(u32::from(v))
+    }
 }
 
 fn units_to_ns(units: u64, resolution: u64) -> u64 {
@@ -157,7 +200,7 @@ fn read_pcap<R: Read + Send>(
                         if ifaces.len() < MAX_INTERFACES {
                             ifaces.push(Iface {
                                 linktype: idb.linktype.0 as u32,
-                                resolution: idb.ts_resolution(),
+                                resolution: ts_resolution(idb.if_tsresol),
                                 offset_s: idb.ts_offset(),
                             });
                         }
