@@ -816,6 +816,180 @@ mod tests {
         assert_ne!(p(&a), p(&c));
     }
 
+    fn tcp_payload(r: DResult<'_>) -> Vec<u8> {
+        match r {
+            Ok(Decoded::Tcp(t)) => t.payload.to_vec(),
+            other => panic!("not TCP: {other:?}"),
+        }
+    }
+
+    fn ip4(proto: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![
+            0x45, 0, 0, 0, 0, 1, 0, 0, 64, proto, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+        ];
+        v.extend_from_slice(body);
+        let l = v.len() as u16;
+        v[2..4].copy_from_slice(&l.to_be_bytes());
+        v
+    }
+
+    fn tcp_seg(payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![
+            0x04, 0xd2, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 1, 0, 0, 0, 0, 0,
+        ];
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn ip6(next: u8, body: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x60, 0, 0, 0];
+        v.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        v.push(next);
+        v.push(64);
+        v.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        v.extend_from_slice(&[0; 11]);
+        v.push(1);
+        v.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        v.extend_from_slice(&[0; 11]);
+        v.push(2);
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[test]
+    fn linux_sll_and_sll2() {
+        let ip = ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"sll");
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&ip);
+        assert_eq!(tcp_payload(decode_link(linktype::LINUX_SLL, &sll)), b"sll");
+        let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6];
+        sll2.extend_from_slice(&[0; 8]);
+        sll2.extend_from_slice(&ip);
+        assert_eq!(
+            tcp_payload(decode_link(linktype::LINUX_SLL2, &sll2)),
+            b"sll"
+        );
+        assert!(matches!(
+            decode_link(linktype::LINUX_SLL2, &sll2[..10]),
+            Err(DecodeProblem::TruncatedLink)
+        ));
+    }
+
+    #[test]
+    fn pppoe_session_trims_padding() {
+        let ip = ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"");
+        let mut body = vec![0x11, 0, 0x12, 0x34];
+        body.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+        body.extend_from_slice(&[0x00, 0x21]);
+        body.extend_from_slice(&ip);
+        body.extend_from_slice(&[0xaa; 6]); // Ethernet padding
+        let frame = eth(ethertype::PPPOE_SESS, &body);
+        assert_eq!(tcp_payload(decode_link(1, &frame)), b"");
+        // Discovery and LCP are recognised, not problems.
+        assert!(matches!(
+            decode_link(1, &eth(ethertype::PPPOE_DISC, &[0x11, 9, 0, 0, 0, 0])),
+            Ok(Decoded::Other)
+        ));
+    }
+
+    #[test]
+    fn erspan_two_and_three() {
+        let inner = eth(
+            0x0800,
+            &ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"span"),
+        );
+        // ERSPAN II: GRE with sequence number, 8-byte ERSPAN header.
+        let mut g2 = vec![0x10, 0x00, 0x88, 0xbe, 0, 0, 0, 1];
+        g2.extend_from_slice(&[0x10, 0x01, 0, 0, 0, 0, 0, 0]);
+        g2.extend_from_slice(&inner);
+        assert_eq!(tcp_payload(decode_link(101, &ip4(47, &g2))), b"span");
+        // ERSPAN III with the optional 8-byte platform sub-header (O bit).
+        let mut g3 = vec![0x10, 0x00, 0x22, 0xeb, 0, 0, 0, 1];
+        g3.extend_from_slice(&[0x20, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01]);
+        g3.extend_from_slice(&[0; 8]);
+        g3.extend_from_slice(&inner);
+        assert_eq!(tcp_payload(decode_link(101, &ip4(47, &g3))), b"span");
+        // ERSPAN I: no sequence flag, no header.
+        let mut g1 = vec![0x00, 0x00, 0x88, 0xbe];
+        g1.extend_from_slice(&inner);
+        assert_eq!(tcp_payload(decode_link(101, &ip4(47, &g1))), b"span");
+    }
+
+    #[test]
+    fn gre_checksum_key_teb_and_geneve_options() {
+        let inner = eth(
+            0x0800,
+            &ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"teb"),
+        );
+        let mut g = vec![0xa0, 0x00, 0x65, 0x58, 0, 0, 0, 0, 0, 0, 0, 42];
+        g.extend_from_slice(&inner);
+        assert_eq!(tcp_payload(decode_link(101, &ip4(47, &g))), b"teb");
+        // GENEVE with 8 bytes of options, carrying Ethernet.
+        let mut gv = vec![0x02, 0x00, 0x65, 0x58, 0, 0, 1, 0];
+        gv.extend_from_slice(&[0x01, 0x02, 0x03, 0x01, 0, 0, 0, 0]);
+        gv.extend_from_slice(&inner);
+        let mut udp = vec![0x30, 0x39, 0x17, 0xc1];
+        udp.extend_from_slice(&((gv.len() + 8) as u16).to_be_bytes());
+        udp.extend_from_slice(&[0, 0]);
+        udp.extend_from_slice(&gv);
+        assert_eq!(tcp_payload(decode_link(101, &ip4(17, &udp))), b"teb");
+        // PPTP GRE (version 1) is counted as a bad tunnel.
+        assert!(matches!(
+            decode_link(101, &ip4(47, &[0x30, 0x01, 0x88, 0x0b, 0, 0, 0, 0])),
+            Err(DecodeProblem::BadTunnel)
+        ));
+    }
+
+    #[test]
+    fn ipv6_extension_headers_and_fragments() {
+        let seg = tcp_seg(b"v6");
+        // Hop-by-hop (8) -> destination options (16) -> TCP.
+        let mut body = vec![60, 0, 1, 4, 0, 0, 0, 0];
+        body.extend_from_slice(&[6, 1, 1, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        body.extend_from_slice(&seg);
+        assert_eq!(tcp_payload(decode_link(229, &ip6(0, &body))), b"v6");
+        // AH then TCP.
+        let mut ah = vec![6, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1];
+        ah.extend_from_slice(&[0; 12]);
+        ah.extend_from_slice(&seg);
+        assert_eq!(tcp_payload(decode_link(229, &ip6(51, &ah))), b"v6");
+        // A real fragment.
+        let mut fr = vec![6, 0, 0x00, 0x01, 0, 0, 0, 9];
+        fr.extend_from_slice(&seg[..16]);
+        match decode_link(229, &ip6(44, &fr)) {
+            Ok(Decoded::Fragment(f)) => {
+                assert!(f.more && f.v6);
+                assert_eq!((f.id, f.offset, f.proto), (9, 0, 6));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Atomic fragment: decoded straight through.
+        let mut at = vec![6, 0, 0, 0, 0, 0, 0, 9];
+        at.extend_from_slice(&seg);
+        assert_eq!(tcp_payload(decode_link(229, &ip6(44, &at))), b"v6");
+        // ESP cannot be decoded.
+        assert!(matches!(
+            decode_link(229, &ip6(50, &[0; 16])),
+            Err(DecodeProblem::UnsupportedIpProto)
+        ));
+    }
+
+    #[test]
+    fn six_in_four_ipv6_in_ipv6_and_mpls_pw() {
+        let v6 = ip6(6, &tcp_seg(b"6in4"));
+        assert_eq!(tcp_payload(decode_link(101, &ip4(41, &v6))), b"6in4");
+        assert_eq!(tcp_payload(decode_link(101, &ip6(41, &v6))), b"6in4");
+        // MPLS, bottom of stack, pseudowire control word, Ethernet.
+        let inner = eth(0x0800, &ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"pw"));
+        let mut m = vec![0, 0x01, 0x01, 64, 0, 0, 0, 0];
+        m.extend_from_slice(&inner);
+        assert_eq!(tcp_payload(decode_link(1, &eth(0x8847, &m))), b"pw");
+        // IPv6 directly after the label stack.
+        let mut m6 = vec![0, 0x01, 0x01, 64];
+        m6.extend_from_slice(&v6);
+        assert_eq!(tcp_payload(decode_link(1, &eth(0x8848, &m6))), b"6in4");
+    }
+
     #[test]
     fn garbage_never_panics() {
         let mut x = 12345u64;

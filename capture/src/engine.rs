@@ -5,7 +5,7 @@
 //! flow and the oldest fragment datagram, so the cost is amortised O(1) per packet.
 use crate::decode::{self, tcpflag, Decoded, TcpSegment, UdpDatagram};
 use crate::defrag::{Defrag, FragResult};
-use crate::flow::{FlowKey, FlowTable};
+use crate::flow::{FlowKey, FlowTable, Keyed};
 use crate::reassembly::{Event, Limits, TcpDir};
 use crate::stats::DecodeProblem;
 use crate::{App, Dir, EndReason, FlowCtx, RawPacket, Stats, Transport, Verdict};
@@ -62,6 +62,17 @@ struct Flow<S> {
     bypass: bool,
     /// Both directions closed or a RST was seen: queued for retirement.
     closing: bool,
+}
+
+impl<S> Keyed for Flow<S> {
+    fn flow_key(&self) -> FlowKey {
+        let proto = match self.ctx.transport {
+            Transport::Tcp => 6,
+            Transport::Udp => 17,
+        };
+        let (o, r) = (self.ctx.orig, self.ctx.resp);
+        FlowKey::new(proto, o.0, o.1, r.0, r.1).0
+    }
 }
 
 /// Owns the flow table and drives an [`App`].
@@ -484,5 +495,24 @@ fn deliver<A: App>(
             app.on_close(ctx, state, dir, ts, k);
             Verdict::Continue
         }
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn flow_entry_is_small() {
+        let flow = std::mem::size_of::<Flow<()>>();
+        let dir = std::mem::size_of::<TcpDir>();
+        let node = crate::flow::node_size::<Flow<()>>();
+        eprintln!(
+            "flow {flow} dir {dir} node {node} ctx {}",
+            std::mem::size_of::<FlowCtx>()
+        );
+        // Plus ~44 bytes in the hash index: ~210 bytes per idle tracked flow.
+        assert!(node <= 168, "slab node {node} bytes");
+        assert!(dir <= 40, "TCP direction {dir} bytes");
     }
 }

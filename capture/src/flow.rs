@@ -57,8 +57,13 @@ impl FlowKey {
 
 const NIL: u32 = u32::MAX;
 
+/// A table value that knows its own key (so the slab need not store it twice: the engine's
+/// entries rebuild it from the flow context, which saves ~40 bytes per flow).
+pub trait Keyed {
+    fn flow_key(&self) -> FlowKey;
+}
+
 struct Node<V> {
-    key: FlowKey,
     last_ts: u64,
     prev: u32,
     next: u32,
@@ -142,7 +147,6 @@ impl<V> FlowTable<V> {
             return None;
         }
         let node = Node {
-            key,
             last_ts: ts,
             prev: NIL,
             next: NIL,
@@ -163,15 +167,6 @@ impl<V> FlowTable<V> {
         Some(slot)
     }
 
-    /// Removes the entry in `slot` and returns its value.
-    pub fn remove(&mut self, slot: u32) -> Option<V> {
-        self.unlink(slot);
-        let node = self.slots.get_mut(slot as usize)?.take()?;
-        self.map.remove(&node.key);
-        self.free.push(slot);
-        Some(node.value)
-    }
-
     /// The least recently used slot and its last packet time.
     pub fn oldest(&self) -> Option<(u32, u64)> {
         if self.tail == NIL {
@@ -181,20 +176,6 @@ impl<V> FlowTable<V> {
             .get(self.tail as usize)
             .and_then(|s| s.as_ref())
             .map(|n| (self.tail, n.last_ts))
-    }
-
-    /// Removes and returns every entry (least recently used first).
-    pub fn drain(&mut self) -> Vec<V> {
-        let mut out = Vec::with_capacity(self.len());
-        while let Some((slot, _)) = self.oldest() {
-            match self.remove(slot) {
-                Some(v) => out.push(v),
-                None => break,
-            }
-        }
-        self.slots.clear();
-        self.free.clear();
-        out
     }
 
     fn unlink(&mut self, slot: u32) {
@@ -245,10 +226,43 @@ impl<V> FlowTable<V> {
     }
 }
 
+impl<V: Keyed> FlowTable<V> {
+    /// Removes the entry in `slot` and returns its value.
+    pub fn remove(&mut self, slot: u32) -> Option<V> {
+        self.unlink(slot);
+        let node = self.slots.get_mut(slot as usize)?.take()?;
+        self.map.remove(&node.value.flow_key());
+        self.free.push(slot);
+        Some(node.value)
+    }
+
+    /// Removes and returns every entry (least recently used first).
+    pub fn drain(&mut self) -> Vec<V> {
+        let mut out = Vec::with_capacity(self.len());
+        while let Some((slot, _)) = self.oldest() {
+            match self.remove(slot) {
+                Some(v) => out.push(v),
+                None => break,
+            }
+        }
+        self.slots.clear();
+        self.free.clear();
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::net::Ipv4Addr;
+
+    #[derive(Debug, PartialEq)]
+    struct V(FlowKey, u32);
+    impl Keyed for V {
+        fn flow_key(&self) -> FlowKey {
+            self.0
+        }
+    }
 
     fn key(port: u16) -> FlowKey {
         let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -270,21 +284,26 @@ mod tests {
     #[test]
     fn lru_order_and_reuse() {
         let mut t = FlowTable::new(3);
-        let s1 = t.insert(key(1), 1, 1u32).unwrap();
-        let s2 = t.insert(key(2), 2, 2).unwrap();
-        let _s3 = t.insert(key(3), 3, 3).unwrap();
+        let s1 = t.insert(key(1), 1, V(key(1), 1)).unwrap();
+        let s2 = t.insert(key(2), 2, V(key(2), 2)).unwrap();
+        let _s3 = t.insert(key(3), 3, V(key(3), 3)).unwrap();
         assert!(t.is_full());
-        assert!(t.insert(key(4), 4, 4).is_none());
+        assert!(t.insert(key(4), 4, V(key(4), 4)).is_none());
         assert_eq!(t.oldest(), Some((s1, 1)));
         t.touch(s1, 5);
         assert_eq!(t.oldest(), Some((s2, 2)));
-        assert_eq!(t.remove(s2), Some(2));
-        let s4 = t.insert(key(4), 6, 4).unwrap();
+        assert_eq!(t.remove(s2), Some(V(key(2), 2)));
+        let s4 = t.insert(key(4), 6, V(key(4), 4)).unwrap();
         assert_eq!(s4, s2, "freed slot reused");
         assert_eq!(t.find(&key(4)), Some(s4));
         assert_eq!(t.find(&key(2)), None);
-        let all = t.drain();
+        let all: Vec<u32> = t.drain().into_iter().map(|v| v.1).collect();
         assert_eq!(all, vec![3, 1, 4]);
         assert!(t.is_empty());
     }
+}
+
+/// Bytes of one slab node holding `V` (for the per-flow memory budget).
+pub fn node_size<V>() -> usize {
+    std::mem::size_of::<Option<Node<V>>>()
 }

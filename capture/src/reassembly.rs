@@ -15,6 +15,8 @@ use std::collections::BTreeMap;
 /// window (bogus or from another connection) and dropped, rather than creating a huge gap.
 pub const MAX_SEQ_AHEAD: u64 = 1 << 30;
 
+const NO_FIN: u64 = u64::MAX;
+
 /// What a direction hands to its consumer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
@@ -42,7 +44,7 @@ struct Ooo {
 }
 
 /// One direction of a TCP stream.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TcpDir {
     started: bool,
     /// The direction began with a SYN whose sequence number is `isn`.
@@ -52,8 +54,9 @@ pub struct TcpDir {
     base: u32,
     /// Stream offset of the next expected byte (bytes delivered + gaps).
     next: u64,
-    /// Stream offset where the FIN sits, once seen.
-    fin_at: Option<u64>,
+    /// Stream offset where the FIN sits once seen (`NO_FIN` before; a sentinel rather than an
+    /// `Option` keeps the direction at 40 bytes).
+    fin_at: u64,
     /// A FIN or RST was seen in this direction (kept even after bypass).
     pub close_seen: bool,
     /// `Close` was delivered (or the direction was done when it closed).
@@ -61,6 +64,23 @@ pub struct TcpDir {
     /// Depth reached: no more bytes are delivered for this direction.
     done: bool,
     ooo: Option<Box<Ooo>>,
+}
+
+impl Default for TcpDir {
+    fn default() -> Self {
+        TcpDir {
+            started: false,
+            syn: false,
+            isn: 0,
+            base: 0,
+            next: 0,
+            fin_at: NO_FIN,
+            close_seen: false,
+            closed: false,
+            done: false,
+            ooo: None,
+        }
+    }
 }
 
 type Sink<'s> = dyn FnMut(Event<'_>) -> Verdict + 's;
@@ -148,8 +168,8 @@ impl TcpDir {
                 (0, payload.get(cut..).unwrap_or(&[]))
             }
         };
-        if fin && self.fin_at.is_none() {
-            self.fin_at = Some(start + payload.len() as u64);
+        if fin && self.fin_at == NO_FIN {
+            self.fin_at = start + payload.len() as u64;
         }
         if !payload.is_empty() {
             if self.done {
@@ -171,11 +191,9 @@ impl TcpDir {
         if self.closed {
             return Verdict::Continue;
         }
-        if let Some(f) = self.fin_at {
-            if self.next >= f || self.done {
-                self.closed = true;
-                return sink(Event::Close(CloseKind::Fin));
-            }
+        if self.fin_at != NO_FIN && (self.next >= self.fin_at || self.done) {
+            self.closed = true;
+            return sink(Event::Close(CloseKind::Fin));
         }
         Verdict::Continue
     }
@@ -204,14 +222,10 @@ impl TcpDir {
         if self.flush_buffer(lim, stats, sink) == Verdict::Bypass {
             return Verdict::Bypass;
         }
-        if !self.closed && !self.done {
-            if let Some(f) = self.fin_at {
-                if f > self.next {
-                    let n = f - self.next;
-                    if self.gap(n, lim, stats, sink) == Verdict::Bypass {
-                        return Verdict::Bypass;
-                    }
-                }
+        if !self.closed && !self.done && self.fin_at != NO_FIN && self.fin_at > self.next {
+            let n = self.fin_at - self.next;
+            if self.gap(n, lim, stats, sink) == Verdict::Bypass {
+                return Verdict::Bypass;
             }
         }
         self.maybe_close(sink)
