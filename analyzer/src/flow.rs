@@ -172,6 +172,9 @@ impl Analyzer {
         protocol: Protocol,
     ) {
         for ev in events {
+            if let Some(s) = inner.session.as_mut() {
+                s.on_activity(dir);
+            }
             match ev {
                 Event::Handshake { typ, body } => {
                     if typ == msg::CLIENT_HELLO {
@@ -216,7 +219,7 @@ impl Analyzer {
                         s.on_app_data(dir)
                     }
                 }
-                Event::EncryptedAlert => {}
+                Event::EncryptedAlert | Event::Heartbeat => {}
                 Event::Error(_) => self.stats.deframe_errors += 1,
             }
         }

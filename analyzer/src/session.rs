@@ -20,8 +20,8 @@ struct Side2 {
     finished: bool,
     app_data: bool,
     closed: Option<CloseKind>,
-    /// Handshake messages sent after the server's Certificate.
-    msgs_after_server_cert: u32,
+    /// Records/messages sent after the server's Certificate.
+    records_after_server_cert: u32,
 }
 
 /// A handshake in progress.
@@ -128,10 +128,6 @@ impl Session {
         out: &mut Vec<Output>,
     ) {
         self.messages = self.messages.saturating_add(1);
-        if self.server_cert_seen && Some(d) == self.client_dir {
-            let s = &mut self.dirs[d.index()];
-            s.msgs_after_server_cert = s.msgs_after_server_cert.saturating_add(1);
-        }
         let dtls = self.protocol == Protocol::Dtls;
         match typ {
             msg::CLIENT_HELLO => {
@@ -201,6 +197,15 @@ impl Session {
         }
     }
 
+    /// Any record or message from direction `d` (a client that sends anything after the server's
+    /// Certificate did not just close on it).
+    pub fn on_activity(&mut self, d: Dir) {
+        if self.server_cert_seen && Some(d) == self.client_dir {
+            let s = &mut self.dirs[d.index()];
+            s.records_after_server_cert = s.records_after_server_cert.saturating_add(1);
+        }
+    }
+
     /// An SSLv2 CLIENT-HELLO.
     pub fn on_v2_client_hello(&mut self, d: Dir, version: u16) {
         self.messages = self.messages.saturating_add(1);
@@ -222,7 +227,8 @@ impl Session {
         self.protocol = Protocol::Sslv2;
         self.server_hello_seen = true;
         self.version = Some(0x0002);
-        self.cipher = hello.first_cipher.map(|c| c as u16);
+        // SSLv2 cipher kinds are 3 bytes and do not fit the TLS cipher suite field.
+        self.cipher = None;
         if let Some(der) = hello.certificate {
             self.server_chain = Some(vec![cert_ref(der, ts, certs, out)]);
             self.server_cert_seen = true;
@@ -292,7 +298,7 @@ impl Session {
             && s.closed.is_some()
             && !s.ccs
             && !s.app_data
-            && s.msgs_after_server_cert == 0
+            && s.records_after_server_cert == 0
             && self.alert.is_none_or(|a| a.from != Side::Client)
     }
 
@@ -311,9 +317,15 @@ impl Session {
                 return Outcome::RejectedAlert { code: a.code };
             }
         }
+        // The client went on to its ChangeCipherSpec without a fatal alert of its own: it accepted
+        // the chain (a later fatal alert from the server is about something else, e.g. the
+        // client's certificate).
         if let Some(c) = self.client_dir {
             let s = &self.dirs[c.index()];
-            if s.ccs && !self.fatal_alert() {
+            let client_fatal = self
+                .alert
+                .is_some_and(|a| a.level == ALERT_FATAL && a.from == Side::Client);
+            if s.ccs && !client_fatal {
                 return Outcome::Accepted;
             }
         }

@@ -52,6 +52,8 @@ pub enum Event {
     EncryptedAlert,
     /// An encrypted handshake record (Finished, or TLS 1.3 flights after a compat CCS).
     EncryptedHandshake,
+    /// A heartbeat record (RFC 6520); nothing is read from it.
+    Heartbeat,
     /// An application-data record (also TLS 1.3 encrypted handshake records).
     ApplicationData,
     Error(DeframeError),
@@ -193,7 +195,8 @@ impl Deframer {
             ct::HANDSHAKE if self.encrypted => out.push(Event::EncryptedHandshake),
             ct::HANDSHAKE => self.handshake(body, out),
             ct::APPLICATION_DATA => out.push(Event::ApplicationData),
-            _ => {} // heartbeat: nothing to learn
+            ct::HEARTBEAT => out.push(Event::Heartbeat),
+            _ => {}
         }
     }
 

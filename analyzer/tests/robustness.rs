@@ -1,0 +1,191 @@
+//! Hostile input: random bytes, and real captures with flipped bits, through every parser and the
+//! whole Analyzer. Passing means no panic and bounded work (each case finishes).
+
+use analyzer::tls::deframer::Deframer;
+use analyzer::tls::handshake;
+use analyzer::{dtls, sslv2, Analyzer, AnalyzerConfig};
+use capture::{App, CloseKind, Dir, EndReason, FlowCtx, Transport};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(self.next() as u8);
+        }
+        v
+    }
+}
+
+fn ctx(t: Transport) -> FlowCtx {
+    FlowCtx {
+        id: 1,
+        transport: t,
+        orig: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 40000),
+        resp: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 443),
+        syn_seen: true,
+        first_ts_ns: 0,
+    }
+}
+
+/// A plausible TLS prefix so random tails reach deep states.
+fn tls_seed(r: &mut Rng) -> Vec<u8> {
+    let mut v = vec![
+        0x16,
+        3,
+        3,
+        0x40,
+        0x00,
+        1 + (r.below(2) as u8),
+        0,
+        0x3f,
+        0xfc,
+        3,
+        3,
+    ];
+    v.extend({
+        let n = r.below(600);
+        r.bytes(n)
+    });
+    v
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let cfg = AnalyzerConfig {
+        max_handshake_message: 1 << 16,
+        max_plaintext_scan: 4096,
+    };
+    for i in 0..3000 {
+        let mut a = Analyzer::new(cfg.clone());
+        let c = ctx(if i % 4 == 0 {
+            Transport::Udp
+        } else {
+            Transport::Tcp
+        });
+        let mut st = Default::default();
+        for _ in 0..r.below(20) + 1 {
+            let dir = if r.below(2) == 0 {
+                Dir::Orig
+            } else {
+                Dir::Resp
+            };
+            let data = match r.below(4) {
+                0 => {
+                    let n = r.below(2000);
+                    r.bytes(n)
+                }
+                1 => tls_seed(&mut r),
+                2 => {
+                    let mut v = vec![0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 40, 1];
+                    v.extend({
+                        let n = r.below(200);
+                        r.bytes(n)
+                    });
+                    v
+                }
+                _ => {
+                    let mut v = vec![
+                        0x80 | r.below(4) as u8,
+                        r.next() as u8,
+                        1 + 3 * (r.below(2) as u8),
+                    ];
+                    v.extend({
+                        let n = r.below(300);
+                        r.bytes(n)
+                    });
+                    v
+                }
+            };
+            if c.transport == Transport::Udp {
+                a.on_datagram(&c, &mut st, dir, 1, &data);
+            } else {
+                for chunk in data.chunks(r.below(64) + 1) {
+                    a.on_stream(&c, &mut st, dir, 1, chunk);
+                }
+                if r.below(10) == 0 {
+                    a.on_close(&c, &mut st, dir, 2, CloseKind::Fin);
+                }
+            }
+        }
+        a.on_flow_end(&c, st, 3, EndReason::EndOfInput);
+        // Direct parsers.
+        let b = {
+            let n = r.below(500);
+            r.bytes(n)
+        };
+        let _ = handshake::parse_client_hello(&b, i % 2 == 0);
+        let _ = handshake::parse_server_hello(&b);
+        let _ = handshake::parse_certificate(&b);
+        let _ = handshake::parse_certificate_request(&b, 0x0303);
+        let _ = sslv2::parse_client_hello(&b);
+        let _ = sslv2::parse_server_hello(&b);
+        let mut d = Deframer::new(1 << 16);
+        let mut ev = Vec::new();
+        d.feed(&b, &mut ev);
+        let mut dd = dtls::DtlsDir::default();
+        let _ = dd.feed(&b, 1 << 16);
+    }
+}
+
+/// Each Zeek capture with random bytes flipped in every packet past the outer headers.
+#[test]
+fn bit_flipped_corpus_never_panics() {
+    let dir = std::path::Path::new("/work/shared/pcaps/zeek");
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<_> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    files.sort();
+    let mut r = Rng(42);
+    let mut total = 0usize;
+    for f in &files {
+        let mut pkts: Vec<(u64, u32, Vec<u8>, u32)> = Vec::new();
+        let _ = capture::source::read_file(f, &mut |p| {
+            pkts.push((p.ts_ns, p.linktype, p.data.to_vec(), p.orig_len))
+        });
+        for round in 0..3 {
+            let mut engine = capture::Engine::new(
+                capture::EngineConfig::default(),
+                Analyzer::new(AnalyzerConfig::default()),
+            );
+            for (ts, lt, data, ol) in &pkts {
+                let mut d = data.clone();
+                if d.len() > 60 {
+                    for _ in 0..(1 + round) {
+                        let i = 54 + r.below(d.len() - 54);
+                        d[i] ^= 1 << r.below(8);
+                    }
+                }
+                engine.process(&capture::RawPacket {
+                    ts_ns: *ts,
+                    linktype: *lt,
+                    data: &d,
+                    orig_len: *ol,
+                });
+                engine.app_mut().out.clear();
+            }
+            let (a, _) = engine.finish();
+            total += a.stats.handshakes as usize;
+        }
+    }
+    assert!(
+        files.is_empty() || total > 50,
+        "flipped corpus still yields handshakes: {total}"
+    );
+}
