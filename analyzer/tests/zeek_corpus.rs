@@ -362,3 +362,110 @@ fn fingerprints_match_independent_computation() {
     assert_eq!(ok3, n3, "{report}");
     assert_eq!(ok4, n4, "{report}");
 }
+
+/// Per-capture facts that the certificate lists do not show: STARTTLS labels, roles, outcomes,
+/// alerts, TLS 1.3 visibility, SSLv2/DTLS, CertificateRequest names.
+#[test]
+fn corpus_handshake_semantics() {
+    use analyzer::{Outcome, Protocol, Side};
+    let Some(dir) = corpus() else { return };
+    let one = |stem: &str| -> Vec<Handshake> { run(&dir.join(format!("{stem}.pcap"))) };
+    let first = |stem: &str| -> Handshake {
+        one(stem)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("{stem}: no handshake"))
+    };
+
+    for (stem, label) in [
+        ("smtp-starttls", "smtp"),
+        ("imap-starttls", "imap"),
+        ("pop3-starttls", "pop3"),
+        ("ftp-auth-tls", "ftp"),
+        ("ldap-starttls", "ldap"),
+        ("xmpp-starttls", "xmpp"),
+        ("xmpp-dialback-starttls", "xmpp"),
+        ("postgresql-psql-aws-ssl-require", "postgresql"),
+        ("mysql-encrypted", "mysql"),
+        ("irc-starttls", "irc"),
+        ("rdp-to-ssl", "rdp"),
+        ("socks-with-ssl", "socks"),
+    ] {
+        assert_eq!(first(stem).starttls, Some(label), "{stem}");
+    }
+    assert_eq!(first("tls1.2").starttls, None);
+    assert_eq!(first("ssl-and-ssh-using-sslh").starttls, None);
+
+    // Accepted full handshake.
+    let h = first("tls1.2");
+    assert!(h.established && h.chain_visible && !h.resumed);
+    assert_eq!(h.outcome, Outcome::Accepted);
+    assert_eq!(h.version, Some(0x0303));
+    assert!(h.ja3.is_some() && h.ja4.as_deref().is_some_and(|j| j.starts_with("t12")));
+
+    // The client closed right after the 339 KB Certificate (no alert, no CCS).
+    let h = first("tls-fragmented-handshake");
+    assert_eq!(h.server_chain.as_ref().map(|c| c.len()), Some(1));
+    assert_eq!(h.outcome, Outcome::RejectedClose);
+
+    // Heartbleed: the client sent a heartbeat after the chain, then closed: not a rejection.
+    assert_eq!(first("heartbleed").outcome, Outcome::Unknown);
+
+    // Empty client Certificate, CertificateRequest names, fatal alert from the server.
+    let h = first("certificate-request-failed");
+    assert_eq!(h.client_chain.as_ref().map(|c| c.len()), Some(0));
+    assert_eq!(h.cert_request_cas.as_ref().map(|c| c.len()), Some(1));
+    let a = h.alert.expect("alert");
+    assert_eq!((a.from, a.level, a.code), (Side::Server, 2, 40));
+    assert_eq!(h.outcome, Outcome::Accepted, "the client sent its CCS");
+
+    // A ClientHello answered by a fatal alert.
+    let h = first("tls-1.2-handshake-failure");
+    assert_eq!(h.alert.map(|a| (a.from, a.code)), Some((Side::Server, 40)));
+    assert!(h.server_chain.is_none() && !h.established);
+
+    // TLS 1.3 (also with HelloRetryRequest): no chain, SNI still there.
+    for stem in [
+        "tls13_wolfssl",
+        "hrr",
+        "chrome-1250-tls-x25519-kyber",
+        "tls13-ech",
+    ] {
+        let h = first(stem);
+        assert!(!h.chain_visible && h.server_chain.is_none(), "{stem}");
+        assert_eq!(h.version, Some(0x0304), "{stem}");
+        assert_eq!(h.outcome, Outcome::Unknown, "{stem}");
+    }
+    assert_eq!(
+        first("chrome-1250-tls-x25519-kyber").server_name.as_deref(),
+        Some("lh3.google.com")
+    );
+
+    // SSLv2: the SERVER-HELLO certificate is the server chain.
+    let h = first("ssl-v2");
+    assert_eq!(h.protocol, Protocol::Sslv2);
+    assert_eq!(h.version, Some(0x0002));
+    assert_eq!(h.server_chain.as_ref().map(|c| c.len()), Some(1));
+
+    // DTLS: fragmented Certificate after HelloVerifyRequest; STUN-multiplexed WebRTC where the
+    // UDP responder is the DTLS client.
+    let h = first("dtls1_2");
+    assert_eq!((h.protocol, h.version), (Protocol::Dtls, Some(0xfefd)));
+    assert_eq!(h.server_chain.as_ref().map(|c| c.len()), Some(1));
+    assert!(h.ja4.as_deref().is_some_and(|j| j.starts_with("dd2")));
+    let h = first("webrtc-stun");
+    assert_eq!(h.client_chain.as_ref().map(|c| c.len()), Some(1));
+    assert_eq!(ep(h.client.0, h.client.1), "74.201.205.9:43044");
+    assert_eq!(ep(h.server.0, h.server.1), "192.168.6.82:51462");
+    assert!(!first("dtls13-wolfssl").chain_visible);
+
+    // Several handshakes, one per connection.
+    assert_eq!(one("google-cert-repeat").len(), 8);
+    // A protocol error after the chain keeps the chain.
+    assert_eq!(
+        first("tls1.2-late-protocol-error")
+            .server_chain
+            .map(|c| c.len()),
+        Some(3)
+    );
+}
