@@ -134,6 +134,31 @@ impl Deframer {
             return;
         }
         let mut input = data;
+        // Fast path: whole records at the start of `input` are handled in place, without copying
+        // them into the record buffer (the common case: one segment, whole records).
+        while self.rec_buf.is_empty() && !self.broken {
+            let Some(len) = be16_at(input, 3) else { break };
+            let end = RECORD_HEADER_LEN + len as usize;
+            if input.len() < end {
+                break;
+            }
+            if !plausible_record_header(input) {
+                self.fail(DeframeError::BadRecordHeader, out);
+                self.ignored_bytes += input.len() as u64;
+                return;
+            }
+            let typ = input.first().copied().unwrap_or(0);
+            self.records += 1;
+            self.record(
+                typ,
+                input.get(RECORD_HEADER_LEN..end).unwrap_or_default(),
+                out,
+            );
+            input = input.get(end..).unwrap_or_default();
+        }
+        if input.is_empty() {
+            return;
+        }
         // Bounded: each pass consumes at least one byte or returns.
         loop {
             if self.broken {
@@ -283,6 +308,11 @@ mod tests {
         for c in stream.chunks(7) {
             d.feed(c, &mut ev);
         }
+        // Whole records in one call (in-place path) give the same events.
+        let mut d2 = Deframer::new(1 << 20);
+        let mut ev2 = Vec::new();
+        d2.feed(&stream, &mut ev2);
+        assert_eq!(ev, ev2);
         assert_eq!(
             ev,
             vec![
