@@ -57,7 +57,8 @@ pub fn classify_start(b: &[u8]) -> Start {
         return Start::NeedMore;
     }
     if b.first().is_some_and(|&x| x & 0x80 != 0) {
-        if b.len() < 11 {
+        // A SERVER-HELLO's fixed fields end at byte 13.
+        if b.len() < 13 {
             return Start::NeedMore;
         }
         if sslv2::looks_like_client_hello(b) || sslv2::looks_like_server_hello(b) {

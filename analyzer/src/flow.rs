@@ -87,6 +87,14 @@ enum Mode {
     Dead,
 }
 
+/// Total length (header included) of the SSLv2 record whose 2-byte header starts `buf`.
+fn v2_record_len(buf: &[u8]) -> Option<usize> {
+    let (Some(&a), Some(&b)) = (buf.first(), buf.get(1)) else {
+        return None;
+    };
+    Some((((a & 0x7f) as usize) << 8) + b as usize + 2)
+}
+
 /// Bytes held while classifying the start of a direction.
 const START_KEEP: usize = 16;
 
@@ -249,26 +257,16 @@ impl Analyzer {
         let Mode::V2(buf) = &mut inner.dirs[dir.index()].mode else {
             return;
         };
-        let want = buf
-            .get(..2)
-            .map(|h| ((((h[0] & 0x7f) as usize) << 8) | h[1] as usize) + 2);
-        let room = want.unwrap_or(2).saturating_sub(buf.len());
-        let take = room.min(data.len());
-        buf.extend_from_slice(data.get(..take).unwrap_or_default());
-        let rest = data.get(take..).unwrap_or_default();
-        let Some(want) = buf.get(..2).map(|h| {
-            ((((h.first().copied().unwrap_or(0)) & 0x7f) as usize) << 8)
-                + h.get(1).copied().unwrap_or(0) as usize
-                + 2
-        }) else {
+        // Collect the 2-byte header, then the body it announces (15-bit length: bounded).
+        let mut rest = data;
+        for _ in 0..2 {
+            let want = v2_record_len(buf).unwrap_or(2);
+            let take = want.saturating_sub(buf.len()).min(rest.len());
+            buf.extend_from_slice(rest.get(..take).unwrap_or_default());
+            rest = rest.get(take..).unwrap_or_default();
+        }
+        if v2_record_len(buf).is_none_or(|want| buf.len() < want) {
             return;
-        };
-        if buf.len() < want {
-            if rest.is_empty() {
-                return;
-            }
-            // header incomplete on the first pass: retry with the rest
-            return self.v2(ctx, inner, dir, ts, rest);
         }
         let rec = std::mem::take(buf);
         let body = rec.get(2..).unwrap_or_default();

@@ -414,3 +414,141 @@ fn cert_ref(der: &[u8], ts: TimestampNs, certs: &mut CertCache, out: &mut Vec<Ou
         info,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn ctx() -> FlowCtx {
+        FlowCtx {
+            id: 1,
+            transport: capture::Transport::Tcp,
+            orig: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 40000),
+            resp: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 443),
+            syn_seen: true,
+            first_ts_ns: 0,
+        }
+    }
+
+    fn client_hello() -> Vec<u8> {
+        let mut b = vec![3, 3];
+        b.extend_from_slice(&[1; 32]);
+        b.extend_from_slice(&[0, 0, 2, 0x00, 0x2f, 1, 0]);
+        b
+    }
+
+    fn server_hello() -> Vec<u8> {
+        let mut b = vec![3, 3];
+        b.extend_from_slice(&[2; 32]);
+        b.extend_from_slice(&[0, 0x00, 0x2f, 0]);
+        b
+    }
+
+    const CERT: [u8; 11] = [0, 0, 8, 0, 0, 5, 0x30, 3, 2, 1, 5];
+
+    /// Client = Resp here (the TLS client is not the TCP originator).
+    fn up_to_cert() -> (Session, CertCache, Vec<Output>) {
+        let mut s = Session::new(Protocol::Tls, None, 10);
+        let mut c = CertCache::new();
+        let mut o = Vec::new();
+        s.on_message(
+            Dir::Resp,
+            msg::CLIENT_HELLO,
+            &client_hello(),
+            10,
+            &mut c,
+            &mut o,
+        );
+        s.on_message(
+            Dir::Orig,
+            msg::SERVER_HELLO,
+            &server_hello(),
+            11,
+            &mut c,
+            &mut o,
+        );
+        s.on_message(Dir::Orig, msg::CERTIFICATE, &CERT, 11, &mut c, &mut o);
+        (s, c, o)
+    }
+
+    #[test]
+    fn rejected_by_alert() {
+        let (mut s, _, o) = up_to_cert();
+        assert_eq!(o.len(), 1, "one NewCert");
+        s.on_activity(Dir::Resp);
+        s.on_alert(Dir::Resp, 2, 48, 12);
+        assert!(s.is_done());
+        let h = s.finish(&ctx(), 12);
+        assert_eq!(h.outcome, Outcome::RejectedAlert { code: 48 });
+        assert_eq!(h.client, ctx().resp);
+        assert!(h
+            .alert
+            .is_some_and(|a| a.after_server_cert && a.from == Side::Client));
+        assert_eq!(h.server_chain.map(|c| c.len()), Some(1));
+    }
+
+    #[test]
+    fn rejected_by_close_and_accepted() {
+        let (mut s, _, _) = up_to_cert();
+        s.on_close(Dir::Resp, CloseKind::Rst);
+        assert!(s.is_done());
+        assert_eq!(s.finish(&ctx(), 13).outcome, Outcome::RejectedClose);
+
+        let (mut s, _, _) = up_to_cert();
+        for d in [Dir::Resp, Dir::Orig] {
+            s.on_activity(d);
+            s.on_ccs(d);
+            s.on_encrypted_handshake(d);
+        }
+        assert!(s.is_done());
+        let h = s.finish(&ctx(), 14);
+        assert!(h.established);
+        assert_eq!(h.outcome, Outcome::Accepted);
+    }
+
+    #[test]
+    fn resumed_without_certificate() {
+        let mut s = Session::new(Protocol::Tls, None, 10);
+        let mut c = CertCache::new();
+        let mut o = Vec::new();
+        s.on_message(
+            Dir::Orig,
+            msg::CLIENT_HELLO,
+            &client_hello(),
+            10,
+            &mut c,
+            &mut o,
+        );
+        s.on_message(
+            Dir::Resp,
+            msg::SERVER_HELLO,
+            &server_hello(),
+            11,
+            &mut c,
+            &mut o,
+        );
+        s.on_ccs(Dir::Resp);
+        let h = s.finish(&ctx(), 12);
+        assert!(h.resumed && h.server_chain.is_none());
+        assert_eq!(h.outcome, Outcome::Unknown);
+    }
+
+    #[test]
+    fn new_client_hello_only_after_server_hello() {
+        let (s, _, _) = up_to_cert();
+        assert!(!s.starts_new(Some(&[1; 32])), "same random: retransmission");
+        assert!(s.starts_new(Some(&[9; 32])));
+        let mut s = Session::new(Protocol::Tls, None, 10);
+        let (mut c, mut o) = (CertCache::new(), Vec::new());
+        s.on_message(
+            Dir::Orig,
+            msg::CLIENT_HELLO,
+            &client_hello(),
+            10,
+            &mut c,
+            &mut o,
+        );
+        assert!(!s.starts_new(Some(&[9; 32])), "no ServerHello yet");
+    }
+}

@@ -86,6 +86,14 @@ fn prefixes(c: &Option<Vec<analyzer::CertRef>>) -> Option<Vec<String>> {
 
 #[test]
 fn sslv2_server_hello_certificate() {
+    for split in [1, 2, 5] {
+        let (hs, _) = replay_tcp("ssl-v2.stream", split);
+        assert_eq!(
+            prefixes(&hs[0].server_chain).map(|v| v.len()),
+            Some(1),
+            "split {split}"
+        );
+    }
     let (hs, n) = replay_tcp("ssl-v2.stream", 0);
     assert_eq!(hs.len(), 1);
     let h = &hs[0];
@@ -125,6 +133,15 @@ fn imap_starttls_any_segmentation() {
 
 #[test]
 fn empty_client_certificate_and_server_alert() {
+    for split in [1, 7, 1000] {
+        let (hs, _) = replay_tcp("certificate-request-failed.stream", split);
+        assert_eq!(
+            prefixes(&hs[0].server_chain).map(|v| v.len()),
+            Some(2),
+            "split {split}"
+        );
+        assert_eq!(prefixes(&hs[0].client_chain), Some(vec![]), "split {split}");
+    }
     let (hs, _) = replay_tcp("certificate-request-failed.stream", 0);
     let h = &hs[0];
     assert_eq!(prefixes(&h.client_chain), Some(vec![]));
