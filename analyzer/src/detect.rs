@@ -150,6 +150,9 @@ pub fn name_upgrade(client: &[u8], server: &[u8]) -> &'static str {
             return "mysql";
         }
     }
+    if client.starts_with(b"CONNECT ") {
+        return "http-connect";
+    }
     if client.first() == Some(&5) || client.first() == Some(&4) {
         return "socks";
     }

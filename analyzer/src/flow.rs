@@ -113,6 +113,15 @@ impl DirIn {
     fn is_tls(&self) -> bool {
         matches!(self.mode, Mode::Tls(_) | Mode::V2(_))
     }
+
+    /// Nothing more can be parsed in this direction.
+    fn finished(&self) -> bool {
+        match &self.mode {
+            Mode::Dead => true,
+            Mode::Tls(d) => d.is_broken(),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -160,7 +169,8 @@ impl Analyzer {
 
     /// Emits the session if its outcome is known; returns true when the flow is done.
     fn check_done(&mut self, ctx: &FlowCtx, inner: &mut Inner, ts: TimestampNs) -> bool {
-        if inner.session.as_ref().is_some_and(|s| s.is_done()) {
+        let stuck = inner.dtls.is_none() && inner.dirs.iter().all(DirIn::finished);
+        if inner.session.as_ref().is_some_and(|s| s.is_done() || stuck) {
             if let Some(s) = inner.session.take() {
                 self.emit(ctx, s, ts);
             }
@@ -310,8 +320,9 @@ impl Analyzer {
         let keep = PREFIX_KEEP.saturating_sub(d.prefix.len()).min(data.len());
         d.prefix
             .extend_from_slice(data.get(..keep).unwrap_or_default());
-        // The peer already speaks TLS: a record header at a segment start is our first record.
-        if other_tls && d.tail.is_empty() && plausible_record_header(data) {
+        // The peer already speaks TLS: a record header at a segment start is our first record
+        // (an upgrade switches on a segment boundary; this also catches a bare Alert answer).
+        if other_tls && plausible_record_header(data) {
             self.upgrade(inner, dir, data.get(5).copied());
             return self.start_tls(ctx, inner, dir, ts, data);
         }
@@ -559,5 +570,105 @@ impl App for Analyzer {
                 self.emit(ctx, sess, ts);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use capture::Transport;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn ctx() -> FlowCtx {
+        FlowCtx {
+            id: 1,
+            transport: Transport::Tcp,
+            orig: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 40000),
+            resp: (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 25),
+            syn_seen: true,
+            first_ts_ns: 0,
+        }
+    }
+
+    /// A ClientHello record with SNI "mx.example".
+    fn client_hello_record() -> Vec<u8> {
+        let sni = b"mx.example";
+        let mut ext = vec![0, 0];
+        let l = sni.len() as u16;
+        ext.extend_from_slice(&(l + 5).to_be_bytes());
+        ext.extend_from_slice(&(l + 3).to_be_bytes());
+        ext.push(0);
+        ext.extend_from_slice(&l.to_be_bytes());
+        ext.extend_from_slice(sni);
+        let mut body = vec![3, 3];
+        body.extend_from_slice(&[5; 32]);
+        body.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        let mut hs = vec![1, 0];
+        hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        hs.extend_from_slice(&body);
+        let mut rec = vec![0x16, 3, 1];
+        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+        rec.extend_from_slice(&hs);
+        rec
+    }
+
+    #[test]
+    fn smtp_starttls_then_alert() {
+        let c = ctx();
+        let mut a = Analyzer::new(AnalyzerConfig::default());
+        let mut st = FlowState::default();
+        let steps: [(Dir, &[u8]); 5] = [
+            (Dir::Resp, b"220 mx ESMTP\r\n"),
+            (Dir::Orig, b"EHLO client\r\n"),
+            (Dir::Resp, b"250-mx\r\n250 STARTTLS\r\n"),
+            (Dir::Orig, b"STARTTLS\r\n"),
+            (Dir::Resp, b"220 2.0.0 Ready to start TLS\r\n"),
+        ];
+        for (i, (d, b)) in steps.iter().enumerate() {
+            assert_eq!(a.on_stream(&c, &mut st, *d, i as u64, b), Verdict::Continue);
+        }
+        let ch = client_hello_record();
+        assert_eq!(
+            a.on_stream(&c, &mut st, Dir::Orig, 10, &ch),
+            Verdict::Continue
+        );
+        let v = a.on_stream(&c, &mut st, Dir::Resp, 11, &[0x15, 3, 3, 0, 2, 2, 40]);
+        assert_eq!(v, Verdict::Bypass, "a fatal alert ends the handshake");
+        let Some(Output::Handshake(h)) = a.out.pop() else {
+            panic!("no handshake emitted")
+        };
+        assert_eq!(h.starttls, Some("smtp"));
+        assert_eq!(h.server_name.as_deref(), Some("mx.example"));
+        assert_eq!(
+            h.alert.map(|a| (a.from, a.code)),
+            Some((crate::Side::Server, 40))
+        );
+        assert_eq!((h.start_ts_ns, h.ts_ns), (10, 11));
+        assert_eq!(h.client, c.orig);
+    }
+
+    #[test]
+    fn plaintext_only_is_bypassed_within_budget() {
+        let c = ctx();
+        let mut a = Analyzer::new(AnalyzerConfig {
+            max_plaintext_scan: 1000,
+            ..Default::default()
+        });
+        let mut st = FlowState::default();
+        let chunk = [b'x'; 300];
+        let mut verdict = Verdict::Continue;
+        for i in 0..20 {
+            let d = if i % 2 == 0 { Dir::Orig } else { Dir::Resp };
+            verdict = a.on_stream(&c, &mut st, d, i, &chunk);
+            if verdict == Verdict::Bypass {
+                break;
+            }
+        }
+        assert_eq!(verdict, Verdict::Bypass);
+        assert_eq!(a.stats.not_tls, 1);
+        a.on_flow_end(&c, st, 99, EndReason::Closed);
+        assert!(a.out.is_empty());
     }
 }
