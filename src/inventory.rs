@@ -1,1 +1,994 @@
+//! The dependency inventory: "which services depend on this CA, and which clients still trust it?"
+//!
+//! One [`Observation`] per handshake goes in; per CA we keep the endpoints (ip, port) that presented
+//! a chain through it and the clients that connected to them, with capture-time first/last seen and
+//! outcome counts. The JSON shape of `trustmap inventory --format json` is the DESIGN.md §6 contract.
+//!
+//! Why it looks like this:
+//! - **SQLite in WAL mode** so a report can read while a capture writes, and so the inventory survives
+//!   runs: runs accumulate (first_seen = min, last_seen = max, counts add).
+//! - **Aggregate in memory, flush in one transaction** every [`FLUSH_EVERY`] records: a run may carry
+//!   hundreds of thousands of handshakes, and one row write per handshake would dominate the run.
+//! - **Every counted row carries a `source` id** (one random id per database file, kept in `meta`).
+//!   Recording adds to the rows of the database's own source. Merging copies rows of other sources
+//!   *keyed by their source* and keeps, per key, the row with the larger count (counts of one source
+//!   only grow). So merging the same sensor database twice, or an older snapshot after a newer one,
+//!   changes nothing: merge is idempotent and order-insensitive. Queries sum over sources.
+//! - **Per-day outcome counts** (`ca_day`) make removal status possible for any removal instant chosen
+//!   later: residual uses and failures after `removed`, and the burndown by capture day.
+//! - **TLS 1.3 and resumed handshakes carry no chain.** They are counted against the endpoint's last
+//!   visible chain (kept per endpoint), marked `inferred`/`resumed`; an endpoint never seen with a
+//!   visible chain stays in the `endpoint` table only (see [`Inventory::opaque_endpoints`]).
+#![allow(dead_code, unused_imports)]
 
+mod query;
+mod removal;
+mod render;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+pub use query::{CaEntry, CaInfo, ClientEntry, EndpointEntry, EndpointRef};
+pub use removal::{
+    BurndownDay, DepEndpoint, Dependencies, PlanStep, RemovalInfo, RemovalStatus, RemovedCa,
+    Residual, ResidualUse, SegmentDeps,
+};
+pub use render::{
+    clean, render_csv, render_json, render_removal_json, render_removal_table, render_table,
+};
+
+/// Records aggregated in memory before one write transaction.
+pub const FLUSH_EVERY: usize = 50_000;
+/// Distinct aggregate rows held in memory before an early flush (bounds memory on wide captures).
+pub const MAX_PENDING_ROWS: usize = 200_000;
+/// Server names kept per endpoint (a hostile client can send any SNI).
+pub const MAX_NAMES_PER_ENDPOINT: usize = 64;
+/// Segments kept per endpoint.
+pub const MAX_SEGMENTS_PER_ENDPOINT: usize = 32;
+/// CertificateRequest CA names kept per endpoint.
+pub const MAX_AUTH_NAMES_PER_ENDPOINT: usize = 256;
+/// CAs attributed per handshake (a chain longer than this is abuse, not PKI).
+pub const MAX_CAS_PER_CHAIN: usize = 16;
+/// Longest string stored from the network (names, subjects); longer ones are cut.
+pub const MAX_STRING: usize = 1024;
+/// Endpoints whose last visible chain is cached for resumed/TLS 1.3 attribution.
+pub const MAX_CHAIN_CACHE: usize = 100_000;
+/// Chainless handshakes waiting for their endpoint's first visible chain until the next flush.
+pub const MAX_DEFERRED: usize = 100_000;
+/// Schema version in `PRAGMA user_version`.
+pub const SCHEMA_VERSION: i64 = 1;
+/// Default inventory file (DESIGN.md §3).
+pub const DEFAULT_DB: &str = "trustmap.db";
+
+/// What the client did with the presented chain (DESIGN.md §4, "How the outcome is read").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    /// Fatal alert (`Some(code)`) or a bare close (`None`) right after the server's Certificate.
+    Rejected(Option<u8>),
+    Unknown,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Rejected(_) => "rejected",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
+/// Place of a CA certificate in the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Root,
+    Intermediate,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Root => "root",
+            Role::Intermediate => "intermediate",
+        }
+    }
+}
+
+/// One CA certificate of a presented chain, or the anchor it reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaRef {
+    /// Lowercase hex SHA-256 of the DER.
+    pub sha256: String,
+    pub subject: String,
+    pub role: Role,
+    /// Trust stores that hold it ("mozilla", "chrome", ...).
+    pub stores: Vec<String>,
+    /// Ids of removal rules that target it.
+    pub removals: Vec<String>,
+}
+
+/// One handshake, as the inventory needs it.
+#[derive(Debug, Clone)]
+pub struct Observation {
+    /// Capture time of the handshake.
+    pub ts_ns: u64,
+    pub client_ip: IpAddr,
+    pub server_ip: IpAddr,
+    pub server_port: u16,
+    pub server_name: Option<String>,
+    /// e.g. `["internal", "embedded", "heuristic:appliance"]`.
+    pub segments: Vec<String>,
+    /// False for TLS 1.3.
+    pub chain_visible: bool,
+    pub resumed: bool,
+    pub outcome: Outcome,
+    /// Every CA certificate in the presented chain or reached as anchor.
+    pub cas: Vec<CaRef>,
+    pub leaf_sha256: Option<String>,
+    /// Subject DNs from a CertificateRequest (for `client_auth_trusted_by`).
+    pub client_auth_ca_names: Vec<String>,
+}
+
+/// Why an inventory operation failed.
+#[derive(Debug)]
+pub enum InventoryError {
+    /// SQLite said no (locked, corrupt, disk full, ...).
+    Db(rusqlite::Error),
+    /// The file is an inventory of a schema this build does not know.
+    Schema(String),
+}
+
+impl fmt::Display for InventoryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InventoryError::Db(e) => write!(f, "inventory database: {e}"),
+            InventoryError::Schema(s) => write!(f, "inventory schema: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for InventoryError {}
+
+impl From<rusqlite::Error> for InventoryError {
+    fn from(e: rusqlite::Error) -> Self {
+        InventoryError::Db(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, InventoryError>;
+
+/// Counters of one [`Inventory`] handle (for the run summary).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecordStats {
+    pub observations: u64,
+    pub flushes: u64,
+    /// Chainless handshakes (TLS 1.3, resumed) counted against an earlier visible chain.
+    pub inferred: u64,
+    /// Chainless handshakes whose endpoint never showed a chain: kept at endpoint level only.
+    pub unattributed: u64,
+    /// Strings cut at [`MAX_STRING`] or set members dropped at their per-endpoint cap.
+    pub truncated: u64,
+}
+
+/// What a merge did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MergeSummary {
+    pub inputs: usize,
+    /// Distinct source ids found in the inputs.
+    pub sources: Vec<String>,
+}
+
+type EpKey = (IpAddr, u16);
+type CaEpKey = (String, IpAddr, u16);
+type ClKey = (String, IpAddr, u16, IpAddr);
+type DayKey = (String, IpAddr, u16, IpAddr, i64);
+
+#[derive(Debug, Default)]
+struct EpAgg {
+    first: i64,
+    last: i64,
+    handshakes: u64,
+    last_visible: bool,
+    chain: Option<(i64, Vec<String>)>,
+    names: BTreeSet<String>,
+    segments: BTreeSet<String>,
+    auth_names: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
+struct CaAgg {
+    subject: String,
+    root: bool,
+    stores: BTreeSet<String>,
+    removals: BTreeSet<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct CaEpAgg {
+    first: i64,
+    last: i64,
+    handshakes: u64,
+    resumed: u64,
+    inferred: u64,
+}
+
+/// Outcome counters, shared by client and per-day rows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub unknown: u64,
+    pub resumed: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: Outcome, resumed: bool) {
+        match o {
+            Outcome::Accepted => self.accepted += 1,
+            Outcome::Rejected(_) => self.rejected += 1,
+            Outcome::Unknown => self.unknown += 1,
+        }
+        if resumed {
+            self.resumed += 1;
+        }
+    }
+    pub fn total(&self) -> u64 {
+        self.accepted + self.rejected + self.unknown
+    }
+    fn sum(&mut self, o: &Counts) {
+        self.accepted += o.accepted;
+        self.rejected += o.rejected;
+        self.unknown += o.unknown;
+        self.resumed += o.resumed;
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ClAgg {
+    first: i64,
+    last: i64,
+    last_outcome: Option<Outcome>,
+    counts: Counts,
+}
+
+/// A chainless handshake waiting for its endpoint's chain.
+#[derive(Debug, Clone, Copy)]
+struct Deferred {
+    key: EpKey,
+    client: IpAddr,
+    ts: i64,
+    outcome: Outcome,
+    resumed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    records: usize,
+    ep: HashMap<EpKey, EpAgg>,
+    ca: HashMap<String, CaAgg>,
+    ca_ep: HashMap<CaEpKey, CaEpAgg>,
+    cl: HashMap<ClKey, ClAgg>,
+    day: HashMap<DayKey, Counts>,
+    deferred: Vec<Deferred>,
+}
+
+impl Pending {
+    fn rows(&self) -> usize {
+        self.ep.len() + self.ca.len() + self.ca_ep.len() + self.cl.len() + self.day.len()
+    }
+}
+
+/// The inventory store. Record with [`Inventory::record`]; call [`Inventory::flush`] at the end of a
+/// run (dropping the handle also flushes, but cannot report an error).
+pub struct Inventory {
+    conn: Connection,
+    source: String,
+    pending: Pending,
+    chain_cache: HashMap<EpKey, Option<(i64, Vec<String>)>>,
+    flush_every: usize,
+    stats: RecordStats,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ca(sha256 TEXT PRIMARY KEY, subject TEXT NOT NULL, role TEXT NOT NULL,
+  stores TEXT NOT NULL, removals TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoint(source TEXT NOT NULL, ip TEXT NOT NULL, port INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, handshakes INTEGER NOT NULL,
+  last_visible INTEGER NOT NULL, last_chain_seen INTEGER, last_chain TEXT,
+  PRIMARY KEY(source, ip, port));
+CREATE TABLE IF NOT EXISTS endpoint_name(ip TEXT NOT NULL, port INTEGER NOT NULL, name TEXT NOT NULL,
+  PRIMARY KEY(ip, port, name));
+CREATE TABLE IF NOT EXISTS endpoint_segment(ip TEXT NOT NULL, port INTEGER NOT NULL, segment TEXT NOT NULL,
+  PRIMARY KEY(ip, port, segment));
+CREATE TABLE IF NOT EXISTS client_auth(ip TEXT NOT NULL, port INTEGER NOT NULL, name TEXT NOT NULL,
+  norm TEXT NOT NULL, PRIMARY KEY(ip, port, name));
+CREATE INDEX IF NOT EXISTS client_auth_norm ON client_auth(norm);
+CREATE TABLE IF NOT EXISTS ca_endpoint(source TEXT NOT NULL, ca TEXT NOT NULL, ip TEXT NOT NULL,
+  port INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+  handshakes INTEGER NOT NULL, resumed INTEGER NOT NULL, inferred INTEGER NOT NULL,
+  PRIMARY KEY(source, ca, ip, port));
+CREATE INDEX IF NOT EXISTS ca_endpoint_ca ON ca_endpoint(ca);
+CREATE TABLE IF NOT EXISTS ca_client(source TEXT NOT NULL, ca TEXT NOT NULL, ip TEXT NOT NULL,
+  port INTEGER NOT NULL, client TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+  last_outcome TEXT NOT NULL, accepted INTEGER NOT NULL, rejected INTEGER NOT NULL,
+  unknown INTEGER NOT NULL, resumed INTEGER NOT NULL,
+  PRIMARY KEY(source, ca, ip, port, client));
+CREATE INDEX IF NOT EXISTS ca_client_ca ON ca_client(ca);
+CREATE TABLE IF NOT EXISTS ca_day(source TEXT NOT NULL, ca TEXT NOT NULL, ip TEXT NOT NULL,
+  port INTEGER NOT NULL, client TEXT NOT NULL, day INTEGER NOT NULL, accepted INTEGER NOT NULL,
+  rejected INTEGER NOT NULL, unknown INTEGER NOT NULL, resumed INTEGER NOT NULL,
+  PRIMARY KEY(source, ca, ip, port, client, day));
+CREATE INDEX IF NOT EXISTS ca_day_ca ON ca_day(ca, day);
+";
+
+/// Capture time in ns as SQLite's i64 (saturating: year 2262 is far enough).
+fn ts_i64(ns: u64) -> i64 {
+    i64::try_from(ns).unwrap_or(i64::MAX)
+}
+
+/// Unix day of a capture time in ns.
+fn day_of(ns: i64) -> i64 {
+    ns.div_euclid(86_400 * 1_000_000_000)
+}
+
+/// Cuts a network string at [`MAX_STRING`] bytes (on a char boundary).
+fn cap_str(s: &str, truncated: &mut u64) -> String {
+    if s.len() <= MAX_STRING {
+        return s.to_string();
+    }
+    *truncated += 1;
+    let mut end = MAX_STRING;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default().to_string()
+}
+
+/// Normalises a DN for matching CertificateRequest names against CA subjects: case and the spaces
+/// around separators differ between encoders, the DN does not.
+pub fn normalize_dn(dn: &str) -> String {
+    let mut out = String::with_capacity(dn.len());
+    for part in dn.split(',') {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        let mut kv = part.splitn(2, '=');
+        let k = kv.next().unwrap_or_default().trim().to_lowercase();
+        match kv.next() {
+            Some(v) => {
+                out.push_str(&k);
+                out.push('=');
+                out.push_str(&v.trim().to_lowercase());
+            }
+            None => out.push_str(&k),
+        }
+    }
+    out
+}
+
+/// A fresh random source id (std's `RandomState` is seeded from the OS).
+fn new_source_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h1 = std::collections::hash_map::RandomState::new().build_hasher();
+    h1.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default(),
+    );
+    h1.write_u32(std::process::id());
+    let mut h2 = std::collections::hash_map::RandomState::new().build_hasher();
+    h2.write_u64(h1.finish());
+    format!("{:016x}{:016x}", h1.finish(), h2.finish())
+}
+
+fn set_json(s: &BTreeSet<String>) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "[]".into())
+}
+
+fn json_set(s: &str) -> BTreeSet<String> {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+impl Inventory {
+    /// Opens (creating if needed) the inventory at `path`; `":memory:"` keeps nothing.
+    pub fn open(path: &str) -> Result<Self> {
+        let conn = if path == ":memory:" {
+            Connection::open_in_memory()?
+        } else {
+            Connection::open(path)?
+        };
+        Self::init(conn)
+    }
+
+    fn init(conn: Connection) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;")?;
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if v > SCHEMA_VERSION {
+            return Err(InventoryError::Schema(format!(
+                "database schema version {v} is newer than this trustmap ({SCHEMA_VERSION})"
+            )));
+        }
+        conn.execute_batch(SCHEMA)?;
+        if v < SCHEMA_VERSION {
+            conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
+        }
+        let source: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key='source'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let source = match source {
+            Some(s) => s,
+            None => {
+                let s = new_source_id();
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES('source', ?1)",
+                    params![s],
+                )?;
+                s
+            }
+        };
+        Ok(Inventory {
+            conn,
+            source,
+            pending: Pending::default(),
+            chain_cache: HashMap::new(),
+            flush_every: FLUSH_EVERY,
+            stats: RecordStats::default(),
+        })
+    }
+
+    /// This database's source (sensor) id.
+    pub fn source_id(&self) -> &str {
+        &self.source
+    }
+
+    pub fn stats(&self) -> RecordStats {
+        self.stats
+    }
+
+    /// Sets how many records are aggregated before a write (tests use small values).
+    pub fn set_flush_every(&mut self, n: usize) {
+        self.flush_every = n.max(1);
+    }
+
+    /// Adds one handshake. Buffered: written by the next automatic or explicit [`Self::flush`].
+    pub fn record(&mut self, o: &Observation) -> Result<()> {
+        let ts = ts_i64(o.ts_ns);
+        let key = (o.server_ip, o.server_port);
+        let mut truncated = 0u64;
+        {
+            let ep = self.pending.ep.entry(key).or_insert_with(|| EpAgg {
+                first: ts,
+                last: ts,
+                ..EpAgg::default()
+            });
+            ep.first = ep.first.min(ts);
+            if ts >= ep.last {
+                ep.last = ts;
+                ep.last_visible = o.chain_visible && !o.cas.is_empty();
+            }
+            ep.handshakes += 1;
+            if let Some(n) = &o.server_name {
+                insert_capped(&mut ep.names, n, MAX_NAMES_PER_ENDPOINT, &mut truncated);
+            }
+            for s in &o.segments {
+                insert_capped(
+                    &mut ep.segments,
+                    s,
+                    MAX_SEGMENTS_PER_ENDPOINT,
+                    &mut truncated,
+                );
+            }
+            for n in &o.client_auth_ca_names {
+                insert_capped(
+                    &mut ep.auth_names,
+                    n,
+                    MAX_AUTH_NAMES_PER_ENDPOINT,
+                    &mut truncated,
+                );
+            }
+        }
+        if !o.cas.is_empty() {
+            let mut chain: Vec<String> = Vec::new();
+            for c in o.cas.iter().take(MAX_CAS_PER_CHAIN) {
+                let sha = cap_str(&c.sha256.to_ascii_lowercase(), &mut truncated);
+                let ca = self.pending.ca.entry(sha.clone()).or_default();
+                if ca.subject.is_empty() {
+                    ca.subject = cap_str(&c.subject, &mut truncated);
+                }
+                ca.root |= c.role == Role::Root;
+                for s in &c.stores {
+                    insert_capped(&mut ca.stores, s, MAX_SEGMENTS_PER_ENDPOINT, &mut truncated);
+                }
+                for r in &c.removals {
+                    insert_capped(
+                        &mut ca.removals,
+                        r,
+                        MAX_SEGMENTS_PER_ENDPOINT,
+                        &mut truncated,
+                    );
+                }
+                if !chain.contains(&sha) {
+                    chain.push(sha);
+                }
+            }
+            if o.cas.len() > MAX_CAS_PER_CHAIN {
+                truncated += 1;
+            }
+            if let Some(ep) = self.pending.ep.get_mut(&key) {
+                if ep.chain.as_ref().is_none_or(|(t, _)| ts >= *t) {
+                    ep.chain = Some((ts, chain.clone()));
+                }
+            }
+            self.cache_chain(key, ts, &chain);
+            self.attribute(key, o.client_ip, ts, o.outcome, o.resumed, false, &chain);
+        } else {
+            let d = Deferred {
+                key,
+                client: o.client_ip,
+                ts,
+                outcome: o.outcome,
+                resumed: o.resumed,
+            };
+            if !self.resolve(d)? {
+                if self.pending.deferred.len() < MAX_DEFERRED {
+                    self.pending.deferred.push(d);
+                } else {
+                    self.stats.unattributed += 1;
+                }
+            }
+        }
+        self.stats.truncated += truncated;
+        self.stats.observations += 1;
+        self.pending.records += 1;
+        if self.pending.records >= self.flush_every || self.pending.rows() >= MAX_PENDING_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn cache_chain(&mut self, key: EpKey, ts: i64, chain: &[String]) {
+        if self.chain_cache.len() >= MAX_CHAIN_CACHE && !self.chain_cache.contains_key(&key) {
+            self.chain_cache.clear();
+        }
+        let e = self.chain_cache.entry(key).or_insert(None);
+        if e.as_ref().is_none_or(|(t, _)| ts >= *t) {
+            *e = Some((ts, chain.to_vec()));
+        }
+    }
+
+    /// The endpoint's last visible chain: this run's, else the database's (any source).
+    fn last_chain(&mut self, key: EpKey) -> Result<Option<Vec<String>>> {
+        if let Some(c) = self.chain_cache.get(&key) {
+            return Ok(c.as_ref().map(|(_, v)| v.clone()));
+        }
+        let row: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT last_chain_seen, last_chain FROM endpoint WHERE ip=?1 AND port=?2
+                 AND last_chain IS NOT NULL ORDER BY last_chain_seen DESC LIMIT 1",
+                params![key.0.to_string(), key.1],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let found = row.and_then(|(t, c)| {
+            let v: Vec<String> = serde_json::from_str(&c).ok()?;
+            Some((t, v))
+        });
+        if self.chain_cache.len() >= MAX_CHAIN_CACHE {
+            self.chain_cache.clear();
+        }
+        let out = found.as_ref().map(|(_, v)| v.clone());
+        // Only positive answers are cached: a chain may appear later in this run.
+        if let Some(f) = found {
+            self.chain_cache.insert(key, Some(f));
+        }
+        Ok(out)
+    }
+
+    /// Counts a chainless handshake against its endpoint's last visible chain, if there is one.
+    fn resolve(&mut self, d: Deferred) -> Result<bool> {
+        match self.last_chain(d.key)? {
+            Some(chain) => {
+                self.stats.inferred += 1;
+                self.attribute(d.key, d.client, d.ts, d.outcome, d.resumed, true, &chain);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attribute(
+        &mut self,
+        key: EpKey,
+        client: IpAddr,
+        ts: i64,
+        outcome: Outcome,
+        resumed: bool,
+        inferred: bool,
+        chain: &[String],
+    ) {
+        let day = day_of(ts);
+        for ca in chain {
+            let e = self
+                .pending
+                .ca_ep
+                .entry((ca.clone(), key.0, key.1))
+                .or_insert(CaEpAgg {
+                    first: ts,
+                    last: ts,
+                    ..CaEpAgg::default()
+                });
+            e.first = e.first.min(ts);
+            e.last = e.last.max(ts);
+            e.handshakes += 1;
+            e.resumed += u64::from(resumed);
+            e.inferred += u64::from(inferred);
+            let c = self
+                .pending
+                .cl
+                .entry((ca.clone(), key.0, key.1, client))
+                .or_insert(ClAgg {
+                    first: ts,
+                    last: ts,
+                    ..ClAgg::default()
+                });
+            c.first = c.first.min(ts);
+            if ts >= c.last || c.last_outcome.is_none() {
+                c.last = c.last.max(ts);
+                c.last_outcome = Some(outcome);
+            }
+            c.counts.add(outcome, resumed);
+            self.pending
+                .day
+                .entry((ca.clone(), key.0, key.1, client, day))
+                .or_default()
+                .add(outcome, resumed);
+        }
+    }
+
+    /// Writes everything aggregated so far in one transaction.
+    pub fn flush(&mut self) -> Result<()> {
+        let deferred = std::mem::take(&mut self.pending.deferred);
+        for d in deferred {
+            if !self.resolve(d)? {
+                self.stats.unattributed += 1;
+            }
+        }
+        let p = std::mem::take(&mut self.pending);
+        if p.rows() == 0 {
+            return Ok(());
+        }
+        let src = self.source.clone();
+        let tx = self.conn.transaction()?;
+        {
+            let mut st_ep = tx.prepare_cached(
+                "INSERT INTO endpoint VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)
+                 ON CONFLICT(source, ip, port) DO UPDATE SET
+                   first_seen=min(first_seen, excluded.first_seen),
+                   last_visible=CASE WHEN excluded.last_seen>=last_seen THEN excluded.last_visible
+                                ELSE last_visible END,
+                   last_seen=max(last_seen, excluded.last_seen),
+                   handshakes=handshakes+excluded.handshakes,
+                   last_chain=CASE WHEN excluded.last_chain_seen IS NOT NULL AND (last_chain_seen IS NULL
+                              OR excluded.last_chain_seen>=last_chain_seen) THEN excluded.last_chain
+                              ELSE last_chain END,
+                   last_chain_seen=CASE WHEN excluded.last_chain_seen IS NOT NULL AND (last_chain_seen IS NULL
+                              OR excluded.last_chain_seen>=last_chain_seen) THEN excluded.last_chain_seen
+                              ELSE last_chain_seen END",
+            )?;
+            let mut st_name = tx.prepare_cached(
+                "INSERT OR IGNORE INTO endpoint_name SELECT ?1, ?2, ?3
+                 WHERE (SELECT count(*) FROM endpoint_name WHERE ip=?1 AND port=?2) < ?4",
+            )?;
+            let mut st_seg = tx.prepare_cached(
+                "INSERT OR IGNORE INTO endpoint_segment SELECT ?1, ?2, ?3
+                 WHERE (SELECT count(*) FROM endpoint_segment WHERE ip=?1 AND port=?2) < ?4",
+            )?;
+            let mut st_auth = tx.prepare_cached(
+                "INSERT OR IGNORE INTO client_auth SELECT ?1, ?2, ?3, ?4
+                 WHERE (SELECT count(*) FROM client_auth WHERE ip=?1 AND port=?2) < ?5",
+            )?;
+            for (k, e) in &p.ep {
+                let ip = k.0.to_string();
+                let (cs, cj) = match &e.chain {
+                    Some((t, c)) => (
+                        Some(*t),
+                        Some(serde_json::to_string(c).unwrap_or_else(|_| "[]".into())),
+                    ),
+                    None => (None, None),
+                };
+                st_ep.execute(params![
+                    src,
+                    ip,
+                    k.1,
+                    e.first,
+                    e.last,
+                    e.handshakes as i64,
+                    e.last_visible,
+                    cs,
+                    cj
+                ])?;
+                for n in &e.names {
+                    st_name.execute(params![ip, k.1, n, MAX_NAMES_PER_ENDPOINT as i64])?;
+                }
+                for s in &e.segments {
+                    st_seg.execute(params![ip, k.1, s, MAX_SEGMENTS_PER_ENDPOINT as i64])?;
+                }
+                for n in &e.auth_names {
+                    st_auth.execute(params![
+                        ip,
+                        k.1,
+                        n,
+                        normalize_dn(n),
+                        MAX_AUTH_NAMES_PER_ENDPOINT as i64
+                    ])?;
+                }
+            }
+            for (sha, c) in &p.ca {
+                upsert_ca(&tx, sha, c)?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT INTO ca_endpoint VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)
+                 ON CONFLICT(source, ca, ip, port) DO UPDATE SET
+                   first_seen=min(first_seen, excluded.first_seen),
+                   last_seen=max(last_seen, excluded.last_seen),
+                   handshakes=handshakes+excluded.handshakes,
+                   resumed=resumed+excluded.resumed, inferred=inferred+excluded.inferred",
+            )?;
+            for ((ca, ip, port), e) in &p.ca_ep {
+                st.execute(params![
+                    src,
+                    ca,
+                    ip.to_string(),
+                    port,
+                    e.first,
+                    e.last,
+                    e.handshakes as i64,
+                    e.resumed as i64,
+                    e.inferred as i64
+                ])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT INTO ca_client VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)
+                 ON CONFLICT(source, ca, ip, port, client) DO UPDATE SET
+                   first_seen=min(first_seen, excluded.first_seen),
+                   last_outcome=CASE WHEN excluded.last_seen>=last_seen THEN excluded.last_outcome
+                                ELSE last_outcome END,
+                   last_seen=max(last_seen, excluded.last_seen),
+                   accepted=accepted+excluded.accepted, rejected=rejected+excluded.rejected,
+                   unknown=unknown+excluded.unknown, resumed=resumed+excluded.resumed",
+            )?;
+            for ((ca, ip, port, client), c) in &p.cl {
+                st.execute(params![
+                    src,
+                    ca,
+                    ip.to_string(),
+                    port,
+                    client.to_string(),
+                    c.first,
+                    c.last,
+                    c.last_outcome.unwrap_or(Outcome::Unknown).as_str(),
+                    c.counts.accepted as i64,
+                    c.counts.rejected as i64,
+                    c.counts.unknown as i64,
+                    c.counts.resumed as i64
+                ])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT INTO ca_day VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)
+                 ON CONFLICT(source, ca, ip, port, client, day) DO UPDATE SET
+                   accepted=accepted+excluded.accepted, rejected=rejected+excluded.rejected,
+                   unknown=unknown+excluded.unknown, resumed=resumed+excluded.resumed",
+            )?;
+            for ((ca, ip, port, client, day), c) in &p.day {
+                st.execute(params![
+                    src,
+                    ca,
+                    ip.to_string(),
+                    port,
+                    client.to_string(),
+                    day,
+                    c.accepted as i64,
+                    c.rejected as i64,
+                    c.unknown as i64,
+                    c.resumed as i64
+                ])?;
+            }
+        }
+        tx.commit()?;
+        self.stats.flushes += 1;
+        Ok(())
+    }
+
+    /// Merges the inventories `inputs` (of one or several sensors) into `out` (created if needed).
+    ///
+    /// Rows are keyed by the source id of the database that recorded them; per key the row with the
+    /// larger count wins (one source's counts only grow), so merging the same input twice, or an
+    /// older snapshot of a sensor after a newer one, is a no-op. Set-valued data (names, segments,
+    /// stores, removals) is a union. An input of a newer schema is refused.
+    pub fn merge<P: AsRef<Path>>(inputs: &[P], out: &Path) -> Result<MergeSummary> {
+        let out_s = out.to_string_lossy().into_owned();
+        let mut inv = Inventory::open(&out_s)?;
+        inv.flush()?;
+        let mut summary = MergeSummary::default();
+        let mut sources = BTreeSet::new();
+        for input in inputs {
+            let input = input.as_ref();
+            if !input.exists() {
+                return Err(InventoryError::Schema(format!(
+                    "{}: no such inventory",
+                    input.display()
+                )));
+            }
+            inv.conn.execute(
+                "ATTACH DATABASE ?1 AS src",
+                params![input.to_string_lossy()],
+            )?;
+            // Inputs are only read: their schema is checked, never upgraded.
+            let r = inv
+                .conn
+                .query_row("PRAGMA src.user_version", [], |r| r.get::<_, i64>(0))
+                .map_err(InventoryError::from)
+                .and_then(|v| {
+                    if v == SCHEMA_VERSION {
+                        Ok(())
+                    } else {
+                        Err(InventoryError::Schema(format!(
+                            "{}: schema version {v}, expected {SCHEMA_VERSION}",
+                            input.display()
+                        )))
+                    }
+                })
+                .and_then(|()| inv.merge_attached(&mut sources));
+            let d = inv.conn.execute_batch("DETACH DATABASE src");
+            r?;
+            d?;
+            summary.inputs += 1;
+        }
+        summary.sources = sources.into_iter().collect();
+        Ok(summary)
+    }
+
+    fn merge_attached(&mut self, sources: &mut BTreeSet<String>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare("SELECT DISTINCT source FROM src.endpoint")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            for s in rows {
+                sources.insert(s?);
+            }
+        }
+        tx.execute_batch(
+            "INSERT INTO main.endpoint SELECT * FROM src.endpoint WHERE true
+               ON CONFLICT(source, ip, port) DO UPDATE SET
+                 first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+                 handshakes=excluded.handshakes, last_visible=excluded.last_visible,
+                 last_chain_seen=excluded.last_chain_seen, last_chain=excluded.last_chain
+               WHERE excluded.handshakes>=handshakes;
+             INSERT OR IGNORE INTO main.endpoint_name SELECT * FROM src.endpoint_name;
+             INSERT OR IGNORE INTO main.endpoint_segment SELECT * FROM src.endpoint_segment;
+             INSERT OR IGNORE INTO main.client_auth SELECT * FROM src.client_auth;
+             INSERT INTO main.ca_endpoint SELECT * FROM src.ca_endpoint WHERE true
+               ON CONFLICT(source, ca, ip, port) DO UPDATE SET
+                 first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+                 handshakes=excluded.handshakes, resumed=excluded.resumed, inferred=excluded.inferred
+               WHERE excluded.handshakes>=handshakes;
+             INSERT INTO main.ca_client SELECT * FROM src.ca_client WHERE true
+               ON CONFLICT(source, ca, ip, port, client) DO UPDATE SET
+                 first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+                 last_outcome=excluded.last_outcome, accepted=excluded.accepted,
+                 rejected=excluded.rejected, unknown=excluded.unknown, resumed=excluded.resumed
+               WHERE excluded.accepted+excluded.rejected+excluded.unknown>=accepted+rejected+unknown;
+             INSERT INTO main.ca_day SELECT * FROM src.ca_day WHERE true
+               ON CONFLICT(source, ca, ip, port, client, day) DO UPDATE SET
+                 accepted=excluded.accepted, rejected=excluded.rejected,
+                 unknown=excluded.unknown, resumed=excluded.resumed
+               WHERE excluded.accepted+excluded.rejected+excluded.unknown>=accepted+rejected+unknown;",
+        )?;
+        let cas: Vec<(String, CaAgg)> = {
+            let mut st =
+                tx.prepare("SELECT sha256, subject, role, stores, removals FROM src.ca")?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    CaAgg {
+                        subject: r.get(1)?,
+                        root: r.get::<_, String>(2)? == "root",
+                        stores: json_set(&r.get::<_, String>(3)?),
+                        removals: json_set(&r.get::<_, String>(4)?),
+                    },
+                ))
+            })?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        for (sha, c) in &cas {
+            upsert_ca(&tx, sha, c)?;
+        }
+        tx.commit()?;
+        // Chains cached from before the merge may be stale now.
+        self.chain_cache.clear();
+        Ok(())
+    }
+
+    /// The §6 inventory, optionally filtered by `--ca` (SHA-256 prefix or case-insensitive subject
+    /// substring). Pending records are not included: call [`Self::flush`] first.
+    pub fn query(&self, ca_filter: Option<&str>) -> Result<Vec<CaEntry>> {
+        query::query(&self.conn, ca_filter)
+    }
+
+    /// Endpoints never seen with a visible chain (TLS 1.3 only): no CA to file them under.
+    pub fn opaque_endpoints(&self) -> Result<Vec<EndpointEntry>> {
+        query::opaque_endpoints(&self.conn)
+    }
+
+    /// Progress of one removal at `instant` (Unix seconds; capture time or `--as-of`).
+    pub fn removal_status(&self, rule: &RemovalInfo, instant: i64) -> Result<RemovalStatus> {
+        removal::removal_status(&self.conn, rule, instant)
+    }
+}
+
+impl Drop for Inventory {
+    fn drop(&mut self) {
+        // Best effort: an explicit flush reports errors; this keeps a forgotten one from losing data.
+        let _ = self.flush();
+    }
+}
+
+fn insert_capped(set: &mut BTreeSet<String>, v: &str, cap: usize, truncated: &mut u64) {
+    if set.contains(v) {
+        return;
+    }
+    if set.len() >= cap {
+        *truncated += 1;
+        return;
+    }
+    let v = cap_str(v, truncated);
+    set.insert(v);
+}
+
+fn upsert_ca(tx: &rusqlite::Transaction<'_>, sha: &str, c: &CaAgg) -> Result<()> {
+    let old: Option<(String, String, String, String)> = tx
+        .query_row(
+            "SELECT subject, role, stores, removals FROM ca WHERE sha256=?1",
+            params![sha],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let (subject, root, mut stores, mut removals) = match old {
+        Some((s, r, st, rm)) => (
+            if s.is_empty() { c.subject.clone() } else { s },
+            r == "root" || c.root,
+            json_set(&st),
+            json_set(&rm),
+        ),
+        None => (c.subject.clone(), c.root, BTreeSet::new(), BTreeSet::new()),
+    };
+    stores.extend(c.stores.iter().cloned());
+    removals.extend(c.removals.iter().cloned());
+    tx.execute(
+        "INSERT OR REPLACE INTO ca(sha256, subject, role, stores, removals) VALUES(?1,?2,?3,?4,?5)",
+        params![
+            sha,
+            subject,
+            if root { "root" } else { "intermediate" },
+            set_json(&stores),
+            set_json(&removals)
+        ],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
