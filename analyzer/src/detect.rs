@@ -51,6 +51,22 @@ pub fn hello_at(b: &[u8]) -> bool {
         && ((vmaj == 3 && vmin <= 4) || vmaj == 0x7f || vmaj == 0x7e)
 }
 
+/// Is there a TLS Certificate record at the start of `b` (capture began after the hellos)? The
+/// certificate_list length must be the message length minus its own 3 bytes.
+pub fn certificate_at(b: &[u8]) -> bool {
+    let (Some(&t), Some(&maj), Some(&min), Some(&ht), Some(hlen), Some(llen)) = (
+        b.first(),
+        b.get(1),
+        b.get(2),
+        b.get(5),
+        b.get(6..9).and_then(be24),
+        b.get(9..12).and_then(be24),
+    ) else {
+        return false;
+    };
+    t == ct::HANDSHAKE && maj == 3 && min <= 3 && ht == 11 && hlen >= 3 && llen + 3 == hlen
+}
+
 /// Classifies the first bytes of a direction's stream.
 pub fn classify_start(b: &[u8]) -> Start {
     if b.len() < 3 {
@@ -70,6 +86,10 @@ pub fn classify_start(b: &[u8]) -> Start {
         return Start::NeedMore;
     }
     if hello_at(b) {
+        Start::Tls
+    } else if b.len() < 12 {
+        Start::NeedMore
+    } else if certificate_at(b) {
         Start::Tls
     } else {
         Start::Other
@@ -179,6 +199,10 @@ mod tests {
         assert_eq!(classify_start(&client_hello_record()), Start::Tls);
         assert_eq!(classify_start(b"EHLO example.org\r\n"), Start::Other);
         assert_eq!(classify_start(b"\x16\x03"), Start::NeedMore);
+        let cert = [
+            0x16, 3, 3, 0x10, 0, 11, 0, 0x0f, 0xf0, 0, 0x0f, 0xed, 0, 0x0f,
+        ];
+        assert_eq!(classify_start(&cert), Start::Tls);
     }
 
     #[test]

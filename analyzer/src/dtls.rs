@@ -15,6 +15,9 @@ pub const MAX_PENDING_MESSAGES: usize = 32;
 pub const MAX_DELIVERED: usize = 256;
 /// Records parsed from one datagram.
 pub const MAX_RECORDS_PER_DATAGRAM: usize = 64;
+/// Bytes of partial messages held per direction: reassembly buffers are allocated at the declared
+/// message length, so the sum is capped to stop forged lengths from reserving memory.
+pub const MAX_PENDING_BYTES: usize = 1 << 20;
 /// Fragments kept per message (bounds the range list).
 pub const MAX_FRAGMENTS_PER_MESSAGE: usize = 512;
 
@@ -196,9 +199,12 @@ impl DtlsDir {
             if self.delivered.contains(&seq) {
                 continue; // retransmission
             }
-            if !self.pending.contains_key(&seq) && self.pending.len() >= MAX_PENDING_MESSAGES {
-                self.dropped_fragments += 1;
-                continue;
+            if !self.pending.contains_key(&seq) {
+                let held: usize = self.pending.values().map(|p| p.buf.len()).sum();
+                if self.pending.len() >= MAX_PENDING_MESSAGES || held + len > MAX_PENDING_BYTES {
+                    self.dropped_fragments += 1;
+                    continue;
+                }
             }
             let p = self.pending.entry(seq).or_insert_with(|| Partial {
                 typ,

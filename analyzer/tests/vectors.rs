@@ -214,3 +214,40 @@ fn dtls_with_stun_both_chains() {
     assert_eq!(h.server.1, 50000);
     assert_eq!(n, 2);
 }
+
+/// Without the ClientHello, the roles come from the ServerHello and Certificate direction; the
+/// Certificate alone (capture started after the hellos) is still recognised.
+#[test]
+fn roles_without_client_hello() {
+    let c = ctx(Transport::Tcp);
+    let server: Vec<Vec<u8>> = lines("certificate-request-failed.stream")
+        .into_iter()
+        .filter(|(d, _)| *d == Dir::Resp)
+        .map(|(_, b)| b)
+        .collect();
+    // Responder-only bytes: its ServerHello makes the originator the client.
+    let mut a = Analyzer::new(AnalyzerConfig::default());
+    let mut st = Default::default();
+    for b in &server {
+        a.on_stream(&c, &mut st, Dir::Resp, 1, b);
+    }
+    a.on_flow_end(&c, st, 2, EndReason::EndOfInput);
+    let (hs, _) = collect(a);
+    assert_eq!(hs[0].client, c.orig);
+    assert_eq!(prefixes(&hs[0].server_chain).map(|v| v.len()), Some(2));
+    assert!(hs[0].ja3.is_none());
+
+    // Same bytes seen from the other side of the flow, starting at the Certificate record.
+    let first = &server[0];
+    let sh_len = 5 + u16::from_be_bytes([first[3], first[4]]) as usize;
+    let mut a = Analyzer::new(AnalyzerConfig::default());
+    let mut st = Default::default();
+    a.on_stream(&c, &mut st, Dir::Orig, 1, &first[sh_len..]);
+    for b in &server[1..] {
+        a.on_stream(&c, &mut st, Dir::Orig, 1, b);
+    }
+    a.on_flow_end(&c, st, 2, EndReason::EndOfInput);
+    let (hs, _) = collect(a);
+    assert_eq!(hs[0].client, c.resp, "the Certificate sender is the server");
+    assert_eq!(prefixes(&hs[0].server_chain).map(|v| v.len()), Some(2));
+}
