@@ -11,7 +11,7 @@ use crate::dtls::{self, DtlsDir};
 use crate::model::{Handshake, Protocol};
 use crate::session::Session;
 use crate::sslv2;
-use crate::tls::deframer::{plausible_record_header, Deframer, Event};
+use crate::tls::deframer::{ct, plausible_record_header, Deframer, Event};
 use crate::tls::handshake::{self as hs, msg};
 use capture::{App, CloseKind, Dir, EndReason, FlowCtx, TimestampNs, Verdict};
 use std::sync::Arc;
@@ -60,6 +60,8 @@ pub struct AnalyzerStats {
     pub gaps: u64,
     pub dtls_errors: u64,
     pub stun_datagrams: u64,
+    /// Flows picked up after their handshake (first bytes were encrypted TLS records).
+    pub midstream: u64,
 }
 
 /// The TLS analyzer. Implements [`capture::App`].
@@ -132,6 +134,9 @@ struct Inner {
     dtls: Option<Box<[DtlsDir; 2]>>,
     /// Non-DTLS datagram bytes seen before DTLS was found.
     udp_other: usize,
+    /// A direction began with a non-handshake TLS record and no handshake was seen: the capture
+    /// picked up an established TLS connection (nothing to learn, and ciphertext is not scanned).
+    midstream: bool,
     counted: bool,
 }
 
@@ -386,7 +391,16 @@ impl Analyzer {
                 let rest = data.get(take..).unwrap_or_default();
                 let class = detect::classify_start(&buf);
                 let record = plausible_record_header(&buf);
-                if class == Start::Tls || (other_tls && record) {
+                let first = buf.first().copied().unwrap_or(0);
+                if class != Start::Tls
+                    && !other_tls
+                    && record
+                    && first != ct::HANDSHAKE
+                    && inner.session.is_none()
+                {
+                    inner.midstream = true;
+                    inner.dirs[dir.index()].mode = Mode::Dead;
+                } else if class == Start::Tls || (other_tls && record) {
                     let mut all = buf;
                     all.extend_from_slice(rest);
                     self.start_tls(ctx, inner, dir, ts, &all);
@@ -489,8 +503,12 @@ impl App for Analyzer {
         if idle {
             self.stats.not_tls += 1;
         }
+        let midstream = inner.midstream && inner.session.is_none();
+        if midstream {
+            self.stats.midstream += 1;
+        }
         s.inner = Some(inner);
-        if done || idle {
+        if done || idle || midstream {
             s.done = true;
             return Verdict::Bypass;
         }
@@ -647,6 +665,22 @@ mod tests {
         );
         assert_eq!((h.start_ts_ns, h.ts_ns), (10, 11));
         assert_eq!(h.client, c.orig);
+    }
+
+    #[test]
+    fn established_tls_picked_up_midstream_is_bypassed() {
+        let c = ctx();
+        let mut a = Analyzer::new(AnalyzerConfig::default());
+        let mut st = FlowState::default();
+        let mut rec = vec![0x17, 3, 3, 0, 100];
+        rec.extend_from_slice(&[0x16; 100]);
+        assert_eq!(
+            a.on_stream(&c, &mut st, Dir::Orig, 1, &rec),
+            Verdict::Bypass
+        );
+        assert_eq!(a.stats.midstream, 1);
+        a.on_flow_end(&c, st, 2, EndReason::Closed);
+        assert!(a.out.is_empty());
     }
 
     #[test]
