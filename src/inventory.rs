@@ -308,6 +308,7 @@ CREATE TABLE IF NOT EXISTS endpoint_segment(ip TEXT NOT NULL, port INTEGER NOT N
   PRIMARY KEY(ip, port, segment));
 CREATE TABLE IF NOT EXISTS client_auth(ip TEXT NOT NULL, port INTEGER NOT NULL, name TEXT NOT NULL,
   norm TEXT NOT NULL, PRIMARY KEY(ip, port, name));
+CREATE INDEX IF NOT EXISTS endpoint_key ON endpoint(ip, port);
 CREATE INDEX IF NOT EXISTS client_auth_norm ON client_auth(norm);
 CREATE TABLE IF NOT EXISTS ca_endpoint(source TEXT NOT NULL, ca TEXT NOT NULL, ip TEXT NOT NULL,
   port INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
@@ -568,7 +569,15 @@ impl Inventory {
     }
 
     /// The endpoint's last visible chain: this run's, else the database's (any source).
+    ///
+    /// Negative answers are cached too: most traffic is TLS 1.3, and an endpoint never seen with a
+    /// chain would otherwise cost a database lookup per handshake. A chain seen later in the run
+    /// overwrites the negative entry ([`Self::cache_chain`]), and the database only changes under
+    /// this handle by our own flushes (or a merge, which clears the cache).
     fn last_chain(&mut self, key: EpKey) -> Result<Option<Vec<String>>> {
+        if let Some((_, c)) = self.pending.ep.get(&key).and_then(|e| e.chain.as_ref()) {
+            return Ok(Some(c.clone()));
+        }
         if let Some(c) = self.chain_cache.get(&key) {
             return Ok(c.as_ref().map(|(_, v)| v.clone()));
         }
@@ -589,10 +598,7 @@ impl Inventory {
             self.chain_cache.clear();
         }
         let out = found.as_ref().map(|(_, v)| v.clone());
-        // Only positive answers are cached: a chain may appear later in this run.
-        if let Some(f) = found {
-            self.chain_cache.insert(key, Some(f));
-        }
+        self.chain_cache.insert(key, found);
         Ok(out)
     }
 
@@ -931,6 +937,49 @@ impl Inventory {
     /// Endpoints never seen with a visible chain (TLS 1.3 only): no CA to file them under.
     pub fn opaque_endpoints(&self) -> Result<Vec<EndpointEntry>> {
         query::opaque_endpoints(&self.conn)
+    }
+
+    /// Builds the [`RemovalInfo`] of rule `id` from the loaded rules. Built-in distrust events
+    /// repeat an id over several entries (per program and stage): their CAs are united and the
+    /// earliest `announced`/`removed` taken (filter by program before calling to pick one).
+    /// Selectors by SHA-256 are used as they are; selectors by subject are resolved against the CAs
+    /// in the inventory; SPKI selectors rely on the analyzer having tagged matching CAs with the
+    /// rule id (`CaRef::removals`), which [`Self::removal_status`] also follows.
+    pub fn removal_info(&self, rules: &[rules::Removal], id: &str) -> Result<Option<RemovalInfo>> {
+        let matching: Vec<&rules::Removal> = rules.iter().filter(|r| r.id == id).collect();
+        let Some(first) = matching.first() else {
+            return Ok(None);
+        };
+        let mut shas: BTreeSet<String> = BTreeSet::new();
+        let mut subjects: BTreeSet<String> = BTreeSet::new();
+        for r in &matching {
+            for sel in &r.cas {
+                if let Some(h) = &sel.sha256 {
+                    shas.insert(h.to_ascii_lowercase());
+                }
+                if let Some(s) = &sel.subject {
+                    subjects.insert(rules::removal::normalize_dn(s));
+                }
+            }
+        }
+        if !subjects.is_empty() {
+            for c in query::load_cas(&self.conn)? {
+                if subjects.contains(&rules::removal::normalize_dn(&c.subject)) {
+                    shas.insert(c.sha256);
+                }
+            }
+        }
+        Ok(Some(RemovalInfo {
+            id: id.to_string(),
+            name: first.name.clone(),
+            ca_sha256s: shas.into_iter().collect(),
+            announced: matching.iter().filter_map(|r| r.announced).min(),
+            removed: matching
+                .iter()
+                .map(|r| r.removed)
+                .min()
+                .unwrap_or(first.removed),
+        }))
     }
 
     /// Progress of one removal at `instant` (Unix seconds; capture time or `--as-of`).

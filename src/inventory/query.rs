@@ -9,7 +9,9 @@ use std::net::IpAddr;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use super::{json_set, normalize_dn, Counts, Result};
+use super::{
+    json_set, normalize_dn, Counts, Result, MAX_NAMES_PER_ENDPOINT, MAX_SEGMENTS_PER_ENDPOINT,
+};
 use crate::time::rfc3339_ns;
 
 /// `"ca"` of a §6 element.
@@ -156,9 +158,12 @@ pub(super) fn load_endpoints(conn: &Connection) -> Result<HashMap<Key, EpFold>> 
             let key: Key = (r.get(0)?, r.get(1)?);
             let v: String = r.get(2)?;
             let e = out.entry(key).or_default();
+            // Merges of many sensors can exceed the per-endpoint caps; the output keeps to them.
             if table == "endpoint_name" {
-                e.names.insert(v);
-            } else {
+                if e.names.len() < MAX_NAMES_PER_ENDPOINT {
+                    e.names.insert(v);
+                }
+            } else if e.segments.len() < MAX_SEGMENTS_PER_ENDPOINT {
                 e.segments.insert(v);
             }
         }

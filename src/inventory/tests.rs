@@ -634,3 +634,85 @@ fn normalize_dn_ignores_case_and_spacing() {
     );
     assert_ne!(normalize_dn("CN=A"), normalize_dn("CN=B"));
 }
+
+#[test]
+fn removal_info_resolves_rules_by_sha256_and_subject() {
+    let mut inv = Inventory::open(":memory:").unwrap();
+    inv.record(&obs(
+        1000,
+        "10.0.0.5",
+        "10.0.0.9",
+        None,
+        vec![inter_b(), root_a()],
+    ))
+    .unwrap();
+    inv.flush().unwrap();
+    let file = rules::parse_rules_str(
+        r#"
+[[removal]]
+id = "retire"
+name = "Retire A and B"
+ca = { subject = "cn=Root A, o=Example" }
+announced = "2026-03-01T00:00:00Z"
+removed = "2026-06-01T00:00:00Z"
+
+[[removal]]
+id = "retire"
+name = "Retire A and B (stage 2)"
+ca = { sha256 = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB" }
+removed = "2026-07-01T00:00:00Z"
+"#,
+        "test.toml",
+    )
+    .unwrap();
+    let info = inv.removal_info(&file.removals, "retire").unwrap().unwrap();
+    assert_eq!(info.ca_sha256s, vec!["aa11".to_string(), "b".repeat(64)]);
+    assert_eq!(info.removed, REMOVED);
+    assert_eq!(info.announced, Some(REMOVED - 92 * DAY));
+    assert_eq!(info.name, "Retire A and B");
+    assert!(inv.removal_info(&file.removals, "nope").unwrap().is_none());
+    let st = inv.removal_status(&info, REMOVED).unwrap();
+    assert_eq!(st.dependencies.endpoints_left, 1);
+    assert_eq!(
+        st.burndown[0].handshakes, 1,
+        "a chain through two removed CAs counts once"
+    );
+}
+
+/// Throughput of the record path on a file database (run with `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn record_throughput() {
+    let dir = tmp("perf");
+    let p = dir.join("p.db");
+    let mut inv = Inventory::open(p.to_str().unwrap()).unwrap();
+    let start = std::time::Instant::now();
+    let n = 300_000u32;
+    for i in 0..n {
+        let server = format!("10.1.{}.{}", (i % 1000) / 250, i % 250);
+        let client = format!("10.2.0.{}", i % 200);
+        let mut o = obs(
+            1_700_000_000 + i64::from(i),
+            &client,
+            &server,
+            Some("svc.example"),
+            vec![inter_b(), root_a()],
+        );
+        if i % 3 == 0 {
+            o.cas.clear();
+            o.chain_visible = false;
+        }
+        inv.record(&o).unwrap();
+    }
+    inv.flush().unwrap();
+    let el = start.elapsed();
+    eprintln!(
+        "{n} records in {el:?} ({:.0}/s), {:?}",
+        f64::from(n) / el.as_secs_f64(),
+        inv.stats()
+    );
+    let q = inv.query(None).unwrap();
+    assert_eq!(q.len(), 2);
+    assert_eq!(q[0].endpoints.len(), 1000);
+    let _ = std::fs::remove_dir_all(dir);
+}
