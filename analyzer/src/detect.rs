@@ -165,7 +165,7 @@ pub fn name_upgrade(client: &[u8], server: &[u8]) -> &'static str {
     }
     // MySQL: server greeting (protocol 10) with CLIENT_SSL, then a 32-byte SSL request.
     if server.get(4) == Some(&10) && client.len() >= 36 && client.get(..3) == Some(&[32, 0, 0]) {
-        let caps = client.get(4..6).map(|c| u16::from_le_bytes([c[0], c[1]]));
+        let caps = crate::tls::reader::be16_at(client, 4).map(u16::swap_bytes);
         if caps.is_some_and(|c| c & MYSQL_CLIENT_SSL != 0) {
             return "mysql";
         }
