@@ -467,6 +467,10 @@ impl Inventory {
         let ts = ts_i64(o.ts_ns);
         let key = (o.server_ip, o.server_port);
         let mut truncated = 0u64;
+        // A visible chain is attributed as it is, even without any CA (a self-signed leaf: the
+        // endpoint has moved off every CA). Only chainless handshakes (TLS 1.3, resumption) borrow
+        // the endpoint's last visible chain.
+        let direct = !o.cas.is_empty() || (o.chain_visible && !o.resumed);
         {
             let ep = self.pending.ep.entry(key).or_insert_with(|| EpAgg {
                 first: ts,
@@ -476,7 +480,7 @@ impl Inventory {
             ep.first = ep.first.min(ts);
             if ts >= ep.last {
                 ep.last = ts;
-                ep.last_visible = o.chain_visible && !o.cas.is_empty();
+                ep.last_visible = direct;
             }
             ep.handshakes += 1;
             if let Some(n) = &o.server_name {
@@ -499,7 +503,7 @@ impl Inventory {
                 );
             }
         }
-        if !o.cas.is_empty() {
+        if direct {
             let mut chain: Vec<String> = Vec::new();
             for c in o.cas.iter().take(MAX_CAS_PER_CHAIN) {
                 let sha = cap_str(&c.sha256.to_ascii_lowercase(), &mut truncated);
@@ -830,8 +834,14 @@ impl Inventory {
         inv.flush()?;
         let mut summary = MergeSummary::default();
         let mut sources = BTreeSet::new();
+        let out_canon = std::fs::canonicalize(out).ok();
         for input in inputs {
             let input = input.as_ref();
+            // Merging an inventory into itself is a no-op (and attaching it twice is not safe).
+            if out_canon.is_some() && std::fs::canonicalize(input).ok() == out_canon {
+                summary.inputs += 1;
+                continue;
+            }
             if !input.exists() {
                 return Err(InventoryError::Schema(format!(
                     "{}: no such inventory",

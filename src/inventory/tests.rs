@@ -221,6 +221,8 @@ fn merges_two_sensors_idempotently() {
     // Merging the same inputs again (and the output into a second inventory twice) changes nothing.
     Inventory::merge(&[&a, &b, &a], &out).unwrap();
     check(&out);
+    Inventory::merge(&[&out], &out).unwrap();
+    check(&out);
     Inventory::merge(&[&out], &out2).unwrap();
     Inventory::merge(&[&out], &out2).unwrap();
     check(&out2);
@@ -715,4 +717,31 @@ fn record_throughput() {
     assert_eq!(q.len(), 2);
     assert_eq!(q[0].endpoints.len(), 1000);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_visible_chain_without_cas_is_a_migration_not_a_resumption() {
+    let mut inv = Inventory::open(":memory:").unwrap();
+    let mut old = ca("ee55", "CN=Old Root", Role::Root);
+    old.removals = vec!["retire-old".into()];
+    inv.record(&obs(1000, "10.0.0.5", "10.0.0.9", None, vec![old]))
+        .unwrap();
+    let mut selfsigned = obs(2000, "10.0.0.5", "10.0.0.9", None, vec![]);
+    selfsigned.chain_visible = true;
+    inv.record(&selfsigned).unwrap();
+    inv.flush().unwrap();
+    assert_eq!(inv.stats().inferred, 0);
+    let q = inv.query(None).unwrap();
+    assert_eq!(q[0].endpoints[0].handshakes, 1);
+    let rule = RemovalInfo {
+        id: "retire-old".into(),
+        name: String::new(),
+        ca_sha256s: vec![],
+        announced: None,
+        removed: REMOVED,
+    };
+    let st = inv.removal_status(&rule, 1500).unwrap();
+    assert_eq!(st.dependencies.endpoints_left, 0);
+    assert_eq!(st.dependencies.endpoints_migrated, 1);
+    assert!(st.dependencies.complete);
 }
