@@ -133,8 +133,10 @@ impl Session {
             msg::CLIENT_HELLO => {
                 self.set_client(d);
                 match hs::parse_client_hello(body, dtls) {
+                    // The first ClientHello is the one fingerprinted (a second one after a
+                    // HelloRetryRequest/HelloVerifyRequest only adds a cookie or key share).
                     Some(ch) => {
-                        if self.client_hello.is_none() || self.hello_retry {
+                        if self.client_hello.is_none() {
                             self.client_hello = Some(ch);
                         }
                     }

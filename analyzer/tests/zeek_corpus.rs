@@ -313,7 +313,7 @@ fn tsv(name: &str) -> HashMap<(String, String), Vec<Vec<String>>> {
     m
 }
 
-/// JA3 (string and MD5) against tshark 4.0's `tls.handshake.ja3_full`/`ja3`, and JA4 against
+/// The first ClientHello of each connection: JA3 (string and MD5) against tshark 4.0's `tls.handshake.ja3_full`/`ja3`, and JA4 against
 /// tests/data/ja4_from_tshark.py (an independent implementation over tshark's dissection).
 #[test]
 fn fingerprints_match_independent_computation() {
@@ -346,7 +346,7 @@ fn fingerprints_match_independent_computation() {
             }
             if let (Some(rows), Some(f)) = (ja4.get(&key), &h.ja4) {
                 n4 += 1;
-                if rows.iter().any(|r| r.first() == Some(f)) {
+                if rows.first().is_some_and(|r| r.first() == Some(f)) {
                     ok4 += 1;
                 } else {
                     report.push_str(&format!("JA4 {key:?}: ours {f}, independent {rows:?}\n"));
