@@ -13,7 +13,8 @@
 # server chain is checked against the generator's manifest (every Certificate message found).
 #
 # Usage: benches/run.sh [--size 1G] [--tshark-size 64M] [--runs 3] [--seed 1] [--dir DIR]
-#                       [--trustmap PATH] [--no-tshark] [--gen-args "--tls13-share 0.5 ..."]
+#                       [--trustmap PATH] [--no-tshark] [--gen-args "--tls13-share 0.5 ..."] [--clean]
+# Generated files are kept in DIR for reuse (same size/seed/args); --clean deletes them at the end.
 # Exit: 0 ok (trustmap skipped if its binary is absent), 1 a check failed, 2 usage.
 set -euo pipefail
 
@@ -26,6 +27,7 @@ DIR=${TMPDIR:-/tmp}/trustmap-bench
 TRUSTMAP=$ROOT/target/release/trustmap
 DO_TSHARK=1
 GEN_ARGS=""
+CLEAN=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -36,8 +38,9 @@ while [ $# -gt 0 ]; do
         --dir) DIR=$2; shift 2 ;;
         --trustmap) TRUSTMAP=$2; shift 2 ;;
         --no-tshark) DO_TSHARK=0; shift ;;
+        --clean) CLEAN=1; shift ;;
         --gen-args) GEN_ARGS=$2; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -217,5 +220,10 @@ for t in ("trustmap", "trustmap-w2"):
 PY
 [ -n "$TSHARK_NOTE" ] && say "note: $TSHARK_NOTE"
 [ -n "$TRUSTMAP_NOTE" ] && say "note: $TRUSTMAP_NOTE"
-say "raw results: $RESULTS; files in $DIR (delete when done)"
+if [ "$CLEAN" = 1 ]; then
+    rm -f "$DIR"/gen-*.pcap "$DIR"/gen-*.pcap.manifest.json "$DIR/events.ndjson"
+    say "raw results: $RESULTS (generated files deleted)"
+else
+    say "raw results: $RESULTS; generated files kept in $DIR for reuse (--clean deletes them)"
+fi
 exit "$FAILED"

@@ -37,6 +37,8 @@ pub struct Flow {
     pub macs: ([u8; 6], [u8; 6]),
     /// Client port, server port.
     pub ports: (u16, u16),
+    /// IP MTU: the SYN's MSS option advertises MTU − IP − 20.
+    pub mtu: u16,
 }
 
 /// One TCP segment to emit.
@@ -190,7 +192,7 @@ impl<W: Write> PcapWriter<W> {
         s.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent
         if syn {
             // Linux order: MSS, SACK_PERM, TS, NOP, WS(7)
-            let mss: u16 = if v6 { 1440 } else { 1460 };
+            let mss: u16 = flow.mtu.saturating_sub(if v6 { 60 } else { 40 });
             s.extend_from_slice(&[2, 4]);
             s.extend_from_slice(&mss.to_be_bytes());
             s.extend_from_slice(&[4, 2, 8, 10]);

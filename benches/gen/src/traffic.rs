@@ -381,6 +381,7 @@ fn new_conn(rng: &mut Rng, cfg: &Config, pool: &Pool, k: u64) -> Conn {
             ips,
             macs: (cmac, [0x02, 0x00, 0x5e, 0x00, 0x53, 0x01]),
             ports: (cport, sport),
+            mtu: cfg.mtu as u16,
         },
         c: side(rng),
         s: side(rng),
