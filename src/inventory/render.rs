@@ -37,6 +37,15 @@ pub fn clean(s: &str) -> String {
     out
 }
 
+/// `ip:port`, with IPv6 addresses in brackets.
+pub fn ep_label(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
 /// Cuts to `max` characters with an ellipsis, for table cells.
 fn cut(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -117,11 +126,7 @@ pub fn render_table(entries: &[CaEntry]) -> String {
                 r += c.counts.rejected;
                 u += c.counts.unknown;
             }
-            let ip = if ep.ip.contains(':') {
-                format!("[{}]:{}", ep.ip, ep.port)
-            } else {
-                format!("{}:{}", ep.ip, ep.port)
-            };
+            let ip = ep_label(&ep.ip, ep.port);
             rows.push(vec![
                 ca.clone(),
                 e.ca.role.clone(),
@@ -144,7 +149,7 @@ pub fn render_table(entries: &[CaEntry]) -> String {
             let list: Vec<String> = e
                 .client_auth_trusted_by
                 .iter()
-                .map(|x| format!("{}:{}", x.ip, x.port))
+                .map(|x| ep_label(&x.ip, x.port))
                 .collect();
             rows.push(vec![
                 ca.clone(),
@@ -261,7 +266,7 @@ pub fn render_removal_table(st: &RemovalStatus) -> String {
         for e in &s.endpoints {
             rows.push(vec![
                 clean(&s.segment),
-                format!("{}:{}", e.ip, e.port),
+                ep_label(&e.ip, e.port),
                 cut(&clean(&e.server_names.join(",")), 40),
                 e.handshakes.to_string(),
                 e.last_seen.clone(),
