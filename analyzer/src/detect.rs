@@ -179,6 +179,35 @@ pub fn name_upgrade(client: &[u8], server: &[u8]) -> &'static str {
     "unknown"
 }
 
+/// HTTP request methods that never carry TLS afterwards (CONNECT does: proxies).
+const HTTP_METHODS: [&[u8]; 7] = [
+    b"GET ",
+    b"POST ",
+    b"HEAD ",
+    b"PUT ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+];
+
+/// Does a direction that begins with `prefix` belong to a protocol that never switches to TLS?
+/// SSH, and HTTP requests other than CONNECT that ask for no `Upgrade:` (WebSocket tunnels can
+/// carry TLS). Such flows are bypassed at once instead of having their plaintext (or SSH
+/// ciphertext) scanned. `None` while the request head is still incomplete.
+pub fn never_upgrades(prefix: &[u8]) -> Option<bool> {
+    if prefix.starts_with(b"SSH-") {
+        return Some(true);
+    }
+    if !HTTP_METHODS.iter().any(|m| prefix.starts_with(m)) {
+        return Some(false);
+    }
+    let head_done = prefix.windows(4).any(|w| w == b"\r\n\r\n") || prefix.len() >= PREFIX_KEEP;
+    if !head_done {
+        return None;
+    }
+    Some(!contains_ci(prefix, b"\nUpgrade:"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +232,25 @@ mod tests {
             0x16, 3, 3, 0x10, 0, 11, 0, 0x0f, 0xf0, 0, 0x0f, 0xed, 0, 0x0f,
         ];
         assert_eq!(classify_start(&cert), Start::Tls);
+    }
+
+    #[test]
+    fn protocols_that_never_upgrade() {
+        assert_eq!(never_upgrades(b"SSH-2.0-OpenSSH_9.6\r\n"), Some(true));
+        assert_eq!(
+            never_upgrades(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Some(true)
+        );
+        assert_eq!(never_upgrades(b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
+        assert_eq!(
+            never_upgrades(b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"),
+            Some(false)
+        );
+        assert_eq!(
+            never_upgrades(b"CONNECT a:443 HTTP/1.1\r\n\r\n"),
+            Some(false)
+        );
+        assert_eq!(never_upgrades(b"EHLO x\r\n"), Some(false));
     }
 
     #[test]

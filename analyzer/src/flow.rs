@@ -54,7 +54,8 @@ pub struct AnalyzerStats {
     pub deframe_errors: u64,
     /// Handshake messages that did not parse.
     pub malformed_messages: u64,
-    /// Flows bypassed because no TLS appeared within the plaintext budget.
+    /// Flows bypassed because no TLS appeared within the plaintext budget, or because they began
+    /// with a protocol that never switches to TLS (SSH, plain HTTP).
     pub not_tls: u64,
     /// Directions that lost bytes (gaps) while parsing TLS.
     pub gaps: u64,
@@ -134,6 +135,8 @@ struct Inner {
     dtls: Option<Box<[DtlsDir; 2]>>,
     /// Non-DTLS datagram bytes seen before DTLS was found.
     udp_other: usize,
+    /// A direction began with a protocol that never switches to TLS (SSH, plain HTTP).
+    never_tls: bool,
     /// A direction began with a non-handshake TLS record and no handshake was seen: the capture
     /// picked up an established TLS connection (nothing to learn, and ciphertext is not scanned).
     midstream: bool,
@@ -325,6 +328,11 @@ impl Analyzer {
         let keep = PREFIX_KEEP.saturating_sub(d.prefix.len()).min(data.len());
         d.prefix
             .extend_from_slice(data.get(..keep).unwrap_or_default());
+        if keep > 0 && !other_tls && detect::never_upgrades(&d.prefix) == Some(true) {
+            d.mode = Mode::Dead;
+            inner.never_tls = true;
+            return;
+        }
         // The peer already speaks TLS: a record header at a segment start is our first record
         // (an upgrade switches on a segment boundary; this also catches a bare Alert answer).
         if other_tls && plausible_record_header(data) {
@@ -503,9 +511,13 @@ impl App for Analyzer {
         if idle {
             self.stats.not_tls += 1;
         }
-        let midstream = inner.midstream && inner.session.is_none();
+        let midstream = (inner.midstream || inner.never_tls) && inner.session.is_none();
         if midstream {
-            self.stats.midstream += 1;
+            if inner.never_tls {
+                self.stats.not_tls += 1;
+            } else {
+                self.stats.midstream += 1;
+            }
         }
         s.inner = Some(inner);
         if done || idle || midstream {
@@ -681,6 +693,23 @@ mod tests {
         assert_eq!(a.stats.midstream, 1);
         a.on_flow_end(&c, st, 2, EndReason::Closed);
         assert!(a.out.is_empty());
+    }
+
+    #[test]
+    fn ssh_and_plain_http_are_bypassed_at_once() {
+        for first in [
+            &b"SSH-2.0-OpenSSH_9.6\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            let c = ctx();
+            let mut a = Analyzer::new(AnalyzerConfig::default());
+            let mut st = FlowState::default();
+            assert_eq!(
+                a.on_stream(&c, &mut st, Dir::Orig, 1, first),
+                Verdict::Bypass
+            );
+            assert_eq!(a.stats.not_tls, 1);
+        }
     }
 
     #[test]
