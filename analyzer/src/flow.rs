@@ -179,7 +179,7 @@ impl Analyzer {
     fn check_done(&mut self, ctx: &FlowCtx, inner: &mut Inner, ts: TimestampNs) -> bool {
         let stuck = inner.dtls.is_none() && inner.dirs.iter().all(DirIn::finished);
         if inner.session.as_ref().is_some_and(|s| s.is_done() || stuck) {
-            if let Some(s) = inner.session.take() {
+            if let Some(s) = inner.session.take().filter(Session::worth_reporting) {
                 self.emit(ctx, s, ts);
             }
             return true;
@@ -596,7 +596,7 @@ impl App for Analyzer {
             return;
         };
         if let Some(sess) = inner.session {
-            if sess.messages > 0 {
+            if sess.worth_reporting() {
                 self.emit(ctx, sess, ts);
             }
         }

@@ -101,6 +101,14 @@ impl Session {
         self.client_hello.as_ref().map(|c| c.random.as_slice())
     }
 
+    /// A hello or a certificate was seen: worth a record (a stray message is not).
+    pub fn worth_reporting(&self) -> bool {
+        self.has_client_hello()
+            || self.server_hello_seen
+            || self.server_chain.is_some()
+            || self.client_chain.is_some()
+    }
+
     pub fn has_client_hello(&self) -> bool {
         self.client_hello.is_some() || self.v2_client_version.is_some()
     }
