@@ -197,12 +197,13 @@ def unknown_ca():
                    "the client trusts only 'Trustmap Other Root CA' and aborts with a fatal unknown_ca (48) alert")
 
 
-def tunnel(name, srv_ip, cli_ip, sni, what):
+def tunnel(name, srv_ip, cli_ip, sni, what, encap):
     """Runs in the client namespace of twons.sh; the server was started in the peer namespace."""
+    import json
     srv, cli = (srv_ip, 443), (cli_ip, 40020)
     s_client(*srv, cli, "-tls1_2", "-CAfile", p("root.pem"), "-verify_return_error", servername=sni,
              check=b"HTTP/1.0 200 ok")
-    write_expected(name, [hs(cli, srv, SRV_CHAIN, sni, "1.2")], what)
+    write_expected(name, [hs(cli, srv, SRV_CHAIN, sni, "1.2")], what, encapsulation=json.loads(encap))
 
 
 CASES = {f.__name__.replace("_", "-"): f for f in

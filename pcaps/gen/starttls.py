@@ -134,6 +134,9 @@ PROTOS = {  # name: (handler, server ip, port, client ip, client port, s_client 
 }
 
 
+LABEL = {"postgres": "postgresql"}     # the name trustmap's analyzer uses (trustmap.starttls)
+
+
 def main(name):
     handler, sip, sport, cip, cport, proto, extra, line = PROTOS[name]
     ls = listen(sip, sport)
@@ -161,7 +164,7 @@ def main(name):
     if err:
         raise err[0]
     write_expected("starttls-" + name, [hs((cip, cport), (sip, sport), fps(p("server-chain.pem")), SNI, "1.2",
-                                          starttls=name)],
+                                          starttls=LABEL.get(name, name))],
                    "%s STARTTLS: python plaintext server + `openssl s_client -starttls %s`" % (name, proto))
 
 

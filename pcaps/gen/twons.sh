@@ -40,6 +40,7 @@ vlan6)
     ip netns exec "$A" ip addr add $cli/64 dev vA nodad; ip netns exec "$B" ip addr add $srv/64 dev vB nodad
     tag=rewritten; rewrite=1
   fi
+  encap='{"type": "802.1q", "vid": 100, "tag": "'$tag'"}'
   what="IPv6 (ULA) over 802.1Q VLAN 100 on a veth pair between two namespaces (vlan tag: $tag)"
   ;;
 vxlan)
@@ -51,6 +52,7 @@ vxlan)
   ip netns exec "$B" ip link set vx0 address 02:00:00:00:01:0b
   for ns in "$A" "$B"; do ip netns exec "$ns" ip link set vx0 mtu 1450 up; ip netns exec "$ns" ethtool -K vx0 tso off gso off gro off tx off rx off >/dev/null 2>&1 || true; done
   ip netns exec "$A" ip addr add $cli/24 dev vx0; ip netns exec "$B" ip addr add $srv/24 dev vx0
+  encap='{"type": "vxlan", "vni": 42, "udp_port": 4789, "outer": ["10.99.0.1", "10.99.0.2"]}'
   what="TLS inside VXLAN (VNI 42, UDP 4789) between two namespaces; captured on the underlay veth (10.99.0.1 <-> 10.99.0.2); overlay MTU 1450"
   ;;
 *) echo "usage: $0 vlan6|vxlan OUT" >&2; exit 2 ;;
@@ -65,7 +67,7 @@ ip netns exec "$B" python3 "$here/cases.py" serve "$srv" 443 &
 srvpid=$!
 for _ in $(seq 100); do ip netns exec "$B" ss -ltnH | grep -q ':443 ' && break; sleep 0.1; done
 rc=0
-ip netns exec "$A" python3 "$here/cases.py" tunnel "$name" "$srv" "$cli" "$sni" "$what" || rc=$?
+ip netns exec "$A" python3 "$here/cases.py" tunnel "$name" "$srv" "$cli" "$sni" "$what" "$encap" || rc=$?
 wait $srvpid || rc=$?
 sleep 1
 kill $dump; wait $dump 2>/dev/null || true
