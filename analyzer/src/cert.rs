@@ -87,12 +87,281 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// Upper bound on embedded SCTs kept per certificate (real certificates carry 2-5).
+pub const MAX_SCTS: usize = 32;
+/// Upper bound on subjectAltName entries kept (CDN certificates carry a few hundred at most).
+pub const MAX_ALT_NAMES: usize = 1024;
+
 /// Parses one DER certificate. Never fails: a bad certificate keeps its fingerprint and the error.
+///
+/// Names: RFC 4514 style, RDNs in *reverse* DER order (most specific first: "CN=a, O=b, C=US"),
+/// multi-valued RDNs joined with "+", attribute types by short name (CN, O, OU, C, L, ST, ...) or
+/// dotted OID, values as text (non-string values as `#hex`). `,`, `+`, `"`, `\`, `<`, `>`, `;`
+/// inside values are backslash-escaped so the rendering is unambiguous.
 pub fn parse(der: &[u8], sha256: [u8; 32]) -> CertInfo {
-    CertInfo {
+    use x509_parser::prelude::*;
+    use x509_parser::public_key::PublicKey;
+    let mut info = CertInfo {
         sha256,
         der: der.to_vec(),
-        parse_error: Some("not implemented".into()),
         ..Default::default()
+    };
+    let cert = match X509Certificate::from_der(der) {
+        Ok((_, c)) => c,
+        Err(e) => {
+            info.parse_error = Some(e.to_string());
+            return info;
+        }
+    };
+    let tbs = &cert.tbs_certificate;
+    info.serial = hex::encode(tbs.raw_serial());
+    // Strip leading zero octets the DER INTEGER may carry for sign (keep at least one digit).
+    let trimmed = info.serial.trim_start_matches("00");
+    info.serial = if trimmed.is_empty() {
+        "0".into()
+    } else {
+        trimmed.to_string()
+    };
+    info.subject = name_to_string(&tbs.subject);
+    info.issuer = name_to_string(&tbs.issuer);
+    info.subject_der = tbs.subject.as_raw().to_vec();
+    info.issuer_der = tbs.issuer.as_raw().to_vec();
+    info.not_before = tbs.validity.not_before.timestamp();
+    info.not_after = tbs.validity.not_after.timestamp();
+    info.self_issued = info.subject_der == info.issuer_der;
+
+    let spki = &tbs.subject_pki;
+    info.spki_sha256 = hex::encode(self::sha256(spki.raw));
+    let alg = &spki.algorithm.algorithm;
+    info.public_key_algorithm = key_alg_name(&alg.to_id_string());
+    match spki.parsed() {
+        Ok(PublicKey::RSA(rsa)) => info.public_key_size = Some(rsa_bits(rsa.modulus)),
+        Ok(PublicKey::EC(pt)) => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok())
+                .map(|o| curve_name(&o.to_id_string()));
+            if let Some(c) = &curve {
+                info.public_key_size = curve_bits(c).or(u32::try_from(pt.key_size()).ok());
+            }
+            info.public_key_curve = curve;
+        }
+        Ok(PublicKey::DSA(_)) => {}
+        _ => {}
     }
+    if info.public_key_algorithm == "Ed25519" {
+        info.public_key_size = Some(256);
+    } else if info.public_key_algorithm == "Ed448" {
+        info.public_key_size = Some(456);
+    }
+    info.signature_algorithm = sig_alg_name(&cert.signature_algorithm.algorithm.to_id_string());
+
+    for ext in tbs.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => {
+                for gn in san.general_names.iter().take(MAX_ALT_NAMES) {
+                    match gn {
+                        GeneralName::DNSName(s) => info.alternative_names.push(s.to_string()),
+                        GeneralName::RFC822Name(s) => info.alternative_names.push(s.to_string()),
+                        GeneralName::URI(s) => info.alternative_names.push(s.to_string()),
+                        GeneralName::IPAddress(b) => {
+                            if let Some(ip) = ip_from_bytes(b) {
+                                info.alternative_names.push(ip);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            ParsedExtension::SubjectKeyIdentifier(k) => info.ski = Some(hex::encode(k.0)),
+            ParsedExtension::AuthorityKeyIdentifier(a) => {
+                info.aki = a.key_identifier.as_ref().map(|k| hex::encode(k.0))
+            }
+            ParsedExtension::BasicConstraints(bc) => {
+                info.is_ca = bc.ca;
+                info.path_len = bc.path_len_constraint;
+            }
+            ParsedExtension::ExtendedKeyUsage(eku) => {
+                let flags = [
+                    (eku.any, "any"),
+                    (eku.server_auth, "serverAuth"),
+                    (eku.client_auth, "clientAuth"),
+                    (eku.code_signing, "codeSigning"),
+                    (eku.email_protection, "emailProtection"),
+                    (eku.time_stamping, "timeStamping"),
+                    (eku.ocsp_signing, "OCSPSigning"),
+                ];
+                for (set, name) in flags {
+                    if set {
+                        info.eku.push(name.to_string());
+                    }
+                }
+                for o in eku.other.iter().take(64) {
+                    info.eku.push(o.to_id_string());
+                }
+            }
+            ParsedExtension::SCT(list) => {
+                for sct in list.iter().take(MAX_SCTS) {
+                    info.sct_timestamps.push(sct.timestamp);
+                }
+            }
+            _ => {}
+        }
+    }
+    info
+}
+
+/// RSA modulus size in bits, ignoring leading zero octets (x509-parser's `key_size` only drops one).
+fn rsa_bits(modulus: &[u8]) -> u32 {
+    let m = match modulus.iter().position(|&b| b != 0) {
+        Some(i) => modulus.get(i..).unwrap_or(&[]),
+        None => return 0,
+    };
+    let Some(&first) = m.first() else { return 0 };
+    let bits = (m.len() as u64) * 8 - u64::from(first.leading_zeros());
+    u32::try_from(bits).unwrap_or(u32::MAX)
+}
+
+fn ip_from_bytes(b: &[u8]) -> Option<String> {
+    if let Ok(a) = <[u8; 4]>::try_from(b) {
+        return Some(std::net::Ipv4Addr::from(a).to_string());
+    }
+    if let Ok(a) = <[u8; 16]>::try_from(b) {
+        return Some(std::net::Ipv6Addr::from(a).to_string());
+    }
+    None
+}
+
+fn key_alg_name(oid: &str) -> String {
+    match oid {
+        "1.2.840.113549.1.1.1" => "RSA",
+        "1.2.840.113549.1.1.10" => "RSA-PSS",
+        "1.2.840.10045.2.1" => "EC",
+        "1.3.101.112" => "Ed25519",
+        "1.3.101.113" => "Ed448",
+        "1.3.101.110" => "X25519",
+        "1.2.840.10040.4.1" => "DSA",
+        o => return o.to_string(),
+    }
+    .to_string()
+}
+
+fn curve_name(oid: &str) -> String {
+    match oid {
+        "1.2.840.10045.3.1.7" => "prime256v1",
+        "1.3.132.0.34" => "secp384r1",
+        "1.3.132.0.35" => "secp521r1",
+        "1.3.132.0.10" => "secp256k1",
+        "1.2.840.10045.3.1.1" => "prime192v1",
+        "1.3.132.0.33" => "secp224r1",
+        "1.3.36.3.3.2.8.1.1.7" => "brainpoolP256r1",
+        "1.3.36.3.3.2.8.1.1.11" => "brainpoolP384r1",
+        "1.3.36.3.3.2.8.1.1.13" => "brainpoolP512r1",
+        o => return o.to_string(),
+    }
+    .to_string()
+}
+
+fn curve_bits(name: &str) -> Option<u32> {
+    Some(match name {
+        "prime256v1" | "secp256k1" | "brainpoolP256r1" => 256,
+        "secp384r1" | "brainpoolP384r1" => 384,
+        "secp521r1" => 521,
+        "prime192v1" => 192,
+        "secp224r1" => 224,
+        "brainpoolP512r1" => 512,
+        _ => return None,
+    })
+}
+
+/// Signature algorithm names as OpenSSL prints them (so findings and tests can compare with it).
+fn sig_alg_name(oid: &str) -> String {
+    match oid {
+        "1.2.840.113549.1.1.2" => "md2WithRSAEncryption",
+        "1.2.840.113549.1.1.4" => "md5WithRSAEncryption",
+        "1.2.840.113549.1.1.5" => "sha1WithRSAEncryption",
+        "1.2.840.113549.1.1.10" => "rsassaPss",
+        "1.2.840.113549.1.1.11" => "sha256WithRSAEncryption",
+        "1.2.840.113549.1.1.12" => "sha384WithRSAEncryption",
+        "1.2.840.113549.1.1.13" => "sha512WithRSAEncryption",
+        "1.2.840.113549.1.1.14" => "sha224WithRSAEncryption",
+        "1.2.840.10045.4.1" => "ecdsa-with-SHA1",
+        "1.2.840.10045.4.3.1" => "ecdsa-with-SHA224",
+        "1.2.840.10045.4.3.2" => "ecdsa-with-SHA256",
+        "1.2.840.10045.4.3.3" => "ecdsa-with-SHA384",
+        "1.2.840.10045.4.3.4" => "ecdsa-with-SHA512",
+        "1.3.101.112" => "ED25519",
+        "1.3.101.113" => "ED448",
+        "1.2.840.10040.4.3" => "dsaWithSHA1",
+        "2.16.840.1.101.3.4.3.2" => "dsa_with_SHA256",
+        "2.16.840.1.101.3.4.3.17" => "ML-DSA-44",
+        "2.16.840.1.101.3.4.3.18" => "ML-DSA-65",
+        "2.16.840.1.101.3.4.3.19" => "ML-DSA-87",
+        o => return o.to_string(),
+    }
+    .to_string()
+}
+
+fn attr_short_name(oid: &str) -> String {
+    match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "STREET",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.5" => "serialNumber",
+        "2.5.4.97" => "organizationIdentifier",
+        "2.5.4.15" => "businessCategory",
+        "2.5.4.17" => "postalCode",
+        "2.5.4.4" => "SN",
+        "2.5.4.42" => "GN",
+        "2.5.4.12" => "title",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        "1.2.840.113549.1.9.1" => "emailAddress",
+        "1.3.6.1.4.1.311.60.2.1.3" => "jurisdictionC",
+        "1.3.6.1.4.1.311.60.2.1.2" => "jurisdictionST",
+        "1.3.6.1.4.1.311.60.2.1.1" => "jurisdictionL",
+        o => return o.to_string(),
+    }
+    .to_string()
+}
+
+fn escape_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// See [`parse`] for the rendering rules.
+pub fn name_to_string(name: &x509_parser::x509::X509Name<'_>) -> String {
+    let mut rdns: Vec<String> = Vec::new();
+    for rdn in name.iter() {
+        let parts: Vec<String> = rdn
+            .iter()
+            .map(|atv| {
+                let t = attr_short_name(&atv.attr_type().to_id_string());
+                let v = match atv.as_str() {
+                    Ok(s) => escape_value(s),
+                    Err(_) => match std::str::from_utf8(atv.attr_value().data.as_ref()) {
+                        Ok(s) => escape_value(s),
+                        Err(_) => format!("#{}", hex::encode(atv.attr_value().data.as_ref())),
+                    },
+                };
+                format!("{t}={v}")
+            })
+            .collect();
+        rdns.push(parts.join("+"));
+    }
+    rdns.reverse();
+    rdns.join(", ")
 }
