@@ -352,9 +352,9 @@ pub fn name_to_string(name: &x509_parser::x509::X509Name<'_>) -> String {
                 let t = attr_short_name(&atv.attr_type().to_id_string());
                 let v = match atv.as_str() {
                     Ok(s) => escape_value(s),
-                    Err(_) => match std::str::from_utf8(atv.attr_value().data.as_ref()) {
+                    Err(_) => match std::str::from_utf8(atv.attr_value().data) {
                         Ok(s) => escape_value(s),
-                        Err(_) => format!("#{}", hex::encode(atv.attr_value().data.as_ref())),
+                        Err(_) => format!("#{}", hex::encode(atv.attr_value().data)),
                     },
                 };
                 format!("{t}={v}")

@@ -6,9 +6,12 @@
 //! `x509` parses each unique certificate once into a [`CertInfo`] held by the [`CertCache`].
 #![forbid(unsafe_code)]
 
+pub mod anchors;
 pub mod cert;
+pub mod chain;
 pub mod detect;
 pub mod dtls;
+pub mod findings;
 pub mod fingerprint;
 pub mod flow;
 pub mod model;
