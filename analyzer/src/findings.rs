@@ -42,8 +42,13 @@ pub struct PolicyConfig {
     pub expiring_within_secs: i64,
     pub min_rsa_bits: u32,
     pub min_ec_bits: u32,
-    /// Chrome root term limit (policy_dates.json: 15 years from the key's... here: notBefore).
+    /// Chrome root term limit for keys created after the phase-in (policy_dates.json
+    /// `chrome_root_term_limit.max_key_age_years` = 15). Key age is approximated by the anchor's
+    /// notBefore (the policy also accepts the earliest certificate with the same key).
     pub root_term_limit_secs: i64,
+    /// Phase-in (policy_dates.json `phase_in_schedule`): (key created before, approximate removal).
+    /// Keys older than the first bucket get its date as well.
+    pub root_term_phase_in: Vec<(i64, i64)>,
     /// (issued on or after, max validity days), ascending; from SC-081v3 in policy_dates.json.
     pub lifetime_schedule: Vec<(i64, i64)>,
 }
@@ -56,6 +61,24 @@ impl Default for PolicyConfig {
             min_ec_bits: 256,
             // 15 years of 365.25 days.
             root_term_limit_secs: 15 * 36_525 * DAY / 100,
+            root_term_phase_in: vec![
+                (
+                    unix_from_ymdhms(2008, 1, 1, 0, 0, 0),
+                    unix_from_ymdhms(2026, 4, 15, 0, 0, 0),
+                ),
+                (
+                    unix_from_ymdhms(2010, 1, 1, 0, 0, 0),
+                    unix_from_ymdhms(2027, 4, 15, 0, 0, 0),
+                ),
+                (
+                    unix_from_ymdhms(2012, 1, 1, 0, 0, 0),
+                    unix_from_ymdhms(2028, 4, 15, 0, 0, 0),
+                ),
+                (
+                    unix_from_ymdhms(2014, 4, 15, 0, 0, 0),
+                    unix_from_ymdhms(2029, 4, 15, 0, 0, 0),
+                ),
+            ],
             lifetime_schedule: vec![
                 (unix_from_ymdhms(2018, 3, 1, 0, 0, 0), 825),
                 (unix_from_ymdhms(2020, 9, 1, 0, 0, 0), 398),
@@ -97,6 +120,17 @@ pub fn max_lifetime_days(cfg: &PolicyConfig, not_before: i64) -> Option<i64> {
         .rev()
         .find(|(from, _)| not_before >= *from)
         .map(|(_, d)| *d)
+}
+
+/// When Chrome's root term limit removes an anchor whose key dates from `not_before`.
+pub fn term_limit_removal(cfg: &PolicyConfig, not_before: i64) -> i64 {
+    cfg.root_term_phase_in
+        .iter()
+        .find(|(before, _)| not_before < *before)
+        .map_or(
+            not_before.saturating_add(cfg.root_term_limit_secs),
+            |(_, r)| *r,
+        )
 }
 
 /// Does `pattern` (a SAN dNSName or CN) cover `host`? Case-insensitive; a wildcard only as the whole
@@ -316,10 +350,12 @@ pub fn evaluate(
             ));
         }
     }
-    // Chrome root term limit: anchors older than the limit at the instant.
+    // Chrome root term limit: Chrome anchors past their term-limit removal date at the instant.
+    let in_chrome = chain
+        .anchor()
+        .is_some_and(|a| a.stores.iter().any(|s| s == crate::anchors::STORE_CHROME));
     if let (Some(p), Some(t)) = (pref, top) {
-        if p.end == PathEnd::Anchor
-            && instant.saturating_sub(t.not_before) > cfg.root_term_limit_secs
+        if p.end == PathEnd::Anchor && in_chrome && instant >= term_limit_removal(cfg, t.not_before)
         {
             out.push(f(
                 "anchor.term_limit",
@@ -334,4 +370,78 @@ pub fn evaluate(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcard_rules() {
+        assert!(dns_name_matches("*.example.com", "www.example.com"));
+        assert!(dns_name_matches("*.Example.com", "WWW.example.com."));
+        assert!(!dns_name_matches("*.example.com", "example.com"));
+        assert!(!dns_name_matches("*.example.com", "a.b.example.com"));
+        assert!(!dns_name_matches("*.com", "example.com"));
+        assert!(!dns_name_matches("w*.example.com", "www.example.com"));
+        assert!(dns_name_matches("example.com", "EXAMPLE.com"));
+    }
+
+    #[test]
+    fn cn_only_without_sans() {
+        let mut c = CertInfo {
+            subject: "CN=*.corp.example, O=Corp".into(),
+            ..Default::default()
+        };
+        assert!(leaf_covers(&c, "billing.corp.example"));
+        c.alternative_names = vec!["other.example".into()];
+        assert!(!leaf_covers(&c, "billing.corp.example"));
+        c.alternative_names.push("10.0.0.1".into());
+        assert!(leaf_covers(&c, "10.0.0.1"));
+    }
+
+    #[test]
+    fn lifetime_schedule_by_issuance() {
+        let cfg = PolicyConfig::default();
+        assert_eq!(
+            max_lifetime_days(&cfg, unix_from_ymdhms(2025, 1, 1, 0, 0, 0)),
+            Some(398)
+        );
+        assert_eq!(
+            max_lifetime_days(&cfg, unix_from_ymdhms(2026, 3, 15, 0, 0, 0)),
+            Some(200)
+        );
+        assert_eq!(
+            max_lifetime_days(&cfg, unix_from_ymdhms(2026, 3, 14, 23, 59, 59)),
+            Some(398)
+        );
+        assert_eq!(
+            max_lifetime_days(&cfg, unix_from_ymdhms(2028, 1, 1, 0, 0, 0)),
+            Some(100)
+        );
+        assert_eq!(
+            max_lifetime_days(&cfg, unix_from_ymdhms(2030, 1, 1, 0, 0, 0)),
+            Some(47)
+        );
+        assert_eq!(
+            max_lifetime_days(&cfg, unix_from_ymdhms(2019, 1, 1, 0, 0, 0)),
+            Some(825)
+        );
+        assert_eq!(
+            max_lifetime_days(&cfg, unix_from_ymdhms(2017, 1, 1, 0, 0, 0)),
+            None
+        );
+    }
+
+    #[test]
+    fn term_limit_phase_in() {
+        let cfg = PolicyConfig::default();
+        let d = |y, m, dd| unix_from_ymdhms(y, m, dd, 0, 0, 0);
+        assert_eq!(term_limit_removal(&cfg, d(2006, 11, 27)), d(2026, 4, 15));
+        assert_eq!(term_limit_removal(&cfg, d(1999, 1, 1)), d(2026, 4, 15));
+        assert_eq!(term_limit_removal(&cfg, d(2009, 6, 1)), d(2027, 4, 15));
+        assert_eq!(term_limit_removal(&cfg, d(2013, 6, 1)), d(2029, 4, 15));
+        let nb = d(2016, 1, 1);
+        assert_eq!(term_limit_removal(&cfg, nb), nb + cfg.root_term_limit_secs);
+    }
 }

@@ -234,3 +234,66 @@ fn expired_intermediate_and_known_ca() {
     assert_eq!(top.sha256, c[3].sha256);
     assert!(r.has(&ChainIssue::UnknownAnchor(c[3].sha256)));
 }
+
+#[test]
+fn instant_drives_every_time_check() {
+    // The same google chain at three instants: before issuance, at capture, long after.
+    let c = chain("google-cert-repeat", 3);
+    let cfg = PolicyConfig::default();
+    let at = |t: i64| codes(&evaluate(&build(&c, stores(), t), &c, None, t, &cfg));
+    let before = at(c[0].not_before - 10);
+    assert!(before.contains(&"cert.not_yet_valid"));
+    assert!(!before.contains(&"cert.expired"));
+    let now = at(GOOGLE_T);
+    assert!(!now.iter().any(|c| c.starts_with("cert.")), "{now:?}");
+    assert!(!now.contains(&"anchor.term_limit"));
+    // 2030: leaf expired, 1C3 (to 2027) expired, GTS Root R1 key (2016) not yet 15 years old.
+    let later = at(1_900_000_000);
+    assert_eq!(
+        later.iter().filter(|c| **c == "cert.expired").count(),
+        2,
+        "{later:?}"
+    );
+}
+
+#[test]
+fn bad_signature_breaks_the_link() {
+    let c = chain("google-cert-repeat", 3);
+    let mut der = c[0].der.clone();
+    let n = der.len();
+    der[n - 5] ^= 0x55; // inside the signature value
+    let leaf = Arc::new(parse(&der, sha256(&der)));
+    let forged = vec![leaf, c[1].clone(), c[2].clone()];
+    let r = build(&forged, stores(), GOOGLE_T);
+    assert!(r.anchor().is_none());
+    assert!(r.has(&ChainIssue::Incomplete));
+    assert!(r.has(&ChainIssue::Unrelated(1)));
+}
+
+#[test]
+fn lifetime_and_term_limit_on_real_chain() {
+    // tls-early-alert leaf: 2010-04-26 .. 2011-04-16 (355 days), before the 825-day rule: no finding.
+    let c = chain("tls-early-alert", 4);
+    let t = c[0].not_before + 86400;
+    let r = build(&c, stores(), t);
+    let f = codes(&evaluate(&r, &c, None, t, &PolicyConfig::default()));
+    assert!(!f.contains(&"cert.lifetime_exceeds_policy"));
+    // Same anchor (Go Daddy Class 2, key from 2004) evaluated in 2026-05: past the term limit.
+    let t2 = 1_779_000_000;
+    let r = build(&c, stores(), t2);
+    let f = evaluate(&r, &c, None, t2, &PolicyConfig::default());
+    let tl = f.iter().find(|x| x.code == "anchor.term_limit").unwrap();
+    assert!(tl.ca.as_ref().unwrap().subject.contains("Go Daddy Class 2"));
+    // A tighter policy flags the google leaf (84 days) as too long.
+    let g = chain("google-cert-repeat", 3);
+    let r = build(&g, stores(), GOOGLE_T);
+    let mut cfg = PolicyConfig::default();
+    cfg.lifetime_schedule = vec![(0, 47)];
+    assert!(
+        codes(&evaluate(&r, &g, None, GOOGLE_T, &cfg)).contains(&"cert.lifetime_exceeds_policy")
+    );
+    assert!(
+        !codes(&evaluate(&r, &g, None, GOOGLE_T, &PolicyConfig::default()))
+            .contains(&"cert.lifetime_exceeds_policy")
+    );
+}
