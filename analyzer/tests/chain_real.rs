@@ -287,8 +287,10 @@ fn lifetime_and_term_limit_on_real_chain() {
     // A tighter policy flags the google leaf (84 days) as too long.
     let g = chain("google-cert-repeat", 3);
     let r = build(&g, stores(), GOOGLE_T);
-    let mut cfg = PolicyConfig::default();
-    cfg.lifetime_schedule = vec![(0, 47)];
+    let cfg = PolicyConfig {
+        lifetime_schedule: vec![(0, 47)],
+        ..Default::default()
+    };
     assert!(
         codes(&evaluate(&r, &g, None, GOOGLE_T, &cfg)).contains(&"cert.lifetime_exceeds_policy")
     );
