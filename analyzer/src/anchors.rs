@@ -60,6 +60,33 @@ impl TrustEntry {
     pub fn is_anchor(&self) -> bool {
         !self.stores.is_empty()
     }
+
+    /// Does Chrome trust a leaf with these embedded SCT timestamps (Unix ms) through this anchor,
+    /// for a Chrome of `chrome_version` (None = the newest, i.e. version constraints ignored
+    /// except `max_version_exclusive`, which then fails)? True when unconstrained or when any
+    /// constraint set holds (all its present fields).
+    pub fn chrome_trusts(&self, sct_timestamps_ms: &[u64], chrome_version: Option<u32>) -> bool {
+        if !self.stores.iter().any(|s| s == STORE_CHROME) {
+            return false;
+        }
+        if self.chrome_constraints.is_empty() {
+            return true;
+        }
+        let secs: Vec<i64> = sct_timestamps_ms
+            .iter()
+            .map(|ms| i64::try_from(ms / 1000).unwrap_or(i64::MAX))
+            .collect();
+        self.chrome_constraints.iter().any(|c| {
+            let ver = |v: &Option<String>| v.as_deref().and_then(|s| s.parse::<u32>().ok());
+            c.sct_not_after_sec
+                .is_none_or(|lim| secs.iter().any(|&t| t <= lim))
+                && c.sct_all_after_sec
+                    .is_none_or(|lim| !secs.is_empty() && secs.iter().all(|&t| t > lim))
+                && ver(&c.min_version).is_none_or(|m| chrome_version.is_none_or(|v| v >= m))
+                && ver(&c.max_version_exclusive)
+                    .is_none_or(|m| chrome_version.is_some_and(|v| v < m))
+        })
+    }
 }
 
 /// All anchors and known CAs, indexed by certificate SHA-256 and by subject DER.
@@ -451,6 +478,49 @@ mod tests {
             .iter()
             .any(|c| c.sct_not_after_sec == Some(1731369599)
                 && c.min_version.as_deref() == Some("131")));
+    }
+
+    #[test]
+    fn chrome_entrust_constraints() {
+        let s = TrustStores::builtin();
+        let sha = hex::decode("73c176434f1bc6d5adf45b0e76e727287c8de57616c1e6e6141a2b2cbc7d8e4c")
+            .unwrap();
+        let e = s
+            .get(&<[u8; 32]>::try_from(sha.as_slice()).unwrap())
+            .unwrap();
+        let before = 1_731_369_599_000u64; // exactly the SCT limit (inclusive)
+        let after = 1_731_369_600_000u64;
+        assert!(e.chrome_trusts(&[after, before], None));
+        assert!(!e.chrome_trusts(&[after], None));
+        assert!(!e.chrome_trusts(&[], Some(131)));
+        assert!(e.chrome_trusts(&[after], Some(130)));
+        // Unconstrained anchor (ISRG Root X1 by subject).
+        let isrg = s
+            .anchors()
+            .find(|e| e.cert.subject.starts_with("CN=ISRG Root X1,"))
+            .unwrap();
+        assert!(isrg.chrome_constraints.is_empty());
+        assert!(isrg.chrome_trusts(&[], None));
+    }
+
+    #[test]
+    fn user_anchors_from_file_and_dir() {
+        let dir = std::env::temp_dir().join(format!("trustmap-anchors-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bundle.pem"), CHROME_CERTS).unwrap();
+        std::fs::write(dir.join("notes.txt"), "no certificates here").unwrap();
+        let mut s = TrustStores::empty();
+        assert_eq!(
+            s.add_anchors_path(&dir.join("bundle.pem"), "corp").unwrap(),
+            135
+        );
+        let mut d = TrustStores::empty();
+        assert_eq!(d.add_anchors_path(&dir, "corp").unwrap(), 135);
+        assert!(d.anchors().all(|e| e.stores == vec!["corp"]));
+        assert!(d
+            .add_anchors_path(&dir.join("missing.pem"), "corp")
+            .is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
