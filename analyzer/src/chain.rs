@@ -231,8 +231,8 @@ impl Builder<'_> {
         let end = if entry.is_some_and(|e| e.is_anchor()) {
             Some(PathEnd::Anchor)
         } else if top.self_issued {
-            // A self-issued certificate ends the path unless a cross-sign of the same name exists
-            // (handled by candidates); an untrusted self-signed root is a terminal.
+            // An untrusted self-signed root is a terminal. (A store root with the same name and key
+            // is still found: it is a candidate issuer of the certificate *below* this one.)
             let own = self.sig(&top, &top);
             if own != SigStatus::Invalid {
                 Some(PathEnd::UntrustedRoot)
