@@ -7,12 +7,16 @@
 //!
 //! Everything here treats packet bytes as hostile: no panics, every buffer and table is capped, and
 //! every drop is counted in [`Stats`].
-#![forbid(unsafe_code)]
+#![cfg_attr(not(feature = "live"), forbid(unsafe_code))]
+#![cfg_attr(feature = "live", deny(unsafe_code))]
 
 pub mod decode;
 pub mod defrag;
 pub mod engine;
 pub mod flow;
+#[cfg(feature = "live")]
+#[allow(unsafe_code)]
+pub mod live;
 pub mod reassembly;
 pub mod source;
 pub mod stats;
