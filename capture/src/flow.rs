@@ -251,6 +251,11 @@ impl<V: Keyed> FlowTable<V> {
     }
 }
 
+/// Bytes of one slab node holding `V` (for the per-flow memory budget).
+pub fn node_size<V>() -> usize {
+    std::mem::size_of::<Option<Node<V>>>()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,9 +306,4 @@ mod tests {
         assert_eq!(all, vec![3, 1, 4]);
         assert!(t.is_empty());
     }
-}
-
-/// Bytes of one slab node holding `V` (for the per-flow memory budget).
-pub fn node_size<V>() -> usize {
-    std::mem::size_of::<Option<Node<V>>>()
 }
