@@ -104,7 +104,14 @@ fn expected_messages(jsonl: &Path) -> Vec<Msg> {
                 sender: format!("{}:{}", v["src"].as_str().unwrap_or("?"), v["sport"]),
                 receiver: format!("{}:{}", v["dst"].as_str().unwrap_or("?"), v["dport"]),
                 direction,
-                chain: chain_of(&v["sha256"]).unwrap_or_default(),
+                chain: v["sha256"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .map(|h| h.as_str().unwrap_or("").to_string())
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             }
         })
         .collect()
