@@ -45,6 +45,9 @@ struct AnalyzeArgs {
     /// Inventory database (SQLite; `:memory:` keeps nothing).
     #[arg(long, default_value = "trustmap.db")]
     db: String,
+    /// Analysis workers; packets are sharded to them by symmetric flow hash.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
     /// Do not print the end-of-run summary.
     #[arg(short, long)]
     quiet: bool,
@@ -85,6 +88,7 @@ fn analyze(a: AnalyzeArgs) -> ExitCode {
         inputs: a.pcaps,
         engine: capture::EngineConfig::default(),
         analyzer: analyzer::AnalyzerConfig::default(),
+        workers: a.workers.max(1),
     };
     opts.engine.depth = a.depth;
     opts.engine.max_flows = a.max_flows.max(1);

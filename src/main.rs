@@ -5,6 +5,7 @@
 mod cli;
 mod events;
 mod inventory;
+mod packets;
 mod pipeline;
 mod report;
 mod time;

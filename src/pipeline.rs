@@ -3,10 +3,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use analyzer::{Analyzer, AnalyzerConfig, Output};
-use capture::{Engine, EngineConfig, Stats};
+use analyzer::{AnalyzerConfig, Output};
+use capture::{EngineConfig, Stats};
 
 use crate::events;
+use crate::packets::{self, PacketOptions};
 
 /// What `trustmap analyze` was asked to do.
 #[derive(Debug, Clone)]
@@ -14,6 +15,7 @@ pub struct AnalyzeOptions {
     pub inputs: Vec<PathBuf>,
     pub engine: EngineConfig,
     pub analyzer: AnalyzerConfig,
+    pub workers: usize,
 }
 
 /// Counters for the end-of-run summary.
@@ -64,31 +66,29 @@ impl EventSink {
     }
 }
 
-/// Turns the analyzer's pending output into events.
-fn drain(out: &mut Vec<Output>, sink: &mut EventSink, sum: &mut RunSummary) -> std::io::Result<()> {
-    for o in out.drain(..) {
-        match o {
-            Output::NewCert(ci, ts) => {
-                sum.unique_certs += 1;
-                if ci.parse_error.is_some() {
-                    sum.cert_parse_errors += 1;
-                }
-                sink.emit(&events::x509_event(&ci, ts), sum)?;
+/// Turns one analyzer output into events.
+fn handle(o: Output, sink: &mut EventSink, sum: &mut RunSummary) -> std::io::Result<()> {
+    match o {
+        Output::NewCert(ci, ts) => {
+            sum.unique_certs += 1;
+            if ci.parse_error.is_some() {
+                sum.cert_parse_errors += 1;
             }
-            Output::Handshake(h) => {
-                sum.handshakes += 1;
-                if h.server_chain.is_some() {
-                    sum.chains += 1;
-                }
-                if h.client_chain.is_some() {
-                    sum.client_chains += 1;
-                }
-                if !h.chain_visible {
-                    sum.tls13 += 1;
-                }
-                let extra = events::Enrichment::default();
-                sink.emit(&events::tls_event(&h, &extra), sum)?;
+            sink.emit(&events::x509_event(&ci, ts), sum)?;
+        }
+        Output::Handshake(h) => {
+            sum.handshakes += 1;
+            if h.server_chain.is_some() {
+                sum.chains += 1;
             }
+            if h.client_chain.is_some() {
+                sum.client_chains += 1;
+            }
+            if !h.chain_visible {
+                sum.tls13 += 1;
+            }
+            let extra = events::Enrichment::default();
+            sink.emit(&events::tls_event(&h, &extra), sum)?;
         }
     }
     Ok(())
@@ -97,38 +97,19 @@ fn drain(out: &mut Vec<Output>, sink: &mut EventSink, sum: &mut RunSummary) -> s
 /// Runs the offline pipeline over every input, in order, as one continuous capture.
 pub fn analyze(opts: &AnalyzeOptions, sink: &mut EventSink) -> Result<RunSummary, String> {
     let mut sum = RunSummary::default();
-    let mut engine = Engine::new(opts.engine.clone(), Analyzer::new(opts.analyzer.clone()));
-    let mut io_err: Option<std::io::Error> = None;
-    for path in &opts.inputs {
-        let res = capture::source::read_file(path, &mut |pkt| {
-            engine.process(pkt);
-            if !engine.app.out.is_empty() && io_err.is_none() {
-                if let Err(e) = drain(&mut engine.app.out, sink, &mut sum) {
-                    io_err = Some(e);
-                }
-            }
-        });
-        if let Some(e) = io_err.take() {
-            return Err(format!("writing events: {e}"));
-        }
-        match res {
-            Ok(s) => {
-                sum.files += 1;
-                if s.truncated || s.error.is_some() {
-                    sum.truncated_files.push(format!(
-                        "{}: {}",
-                        path.display(),
-                        s.error.as_deref().unwrap_or("truncated")
-                    ));
-                }
-            }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        }
-    }
-    let (mut app, stats) = engine.finish();
-    drain(&mut app.out, sink, &mut sum).map_err(|e| format!("writing events: {e}"))?;
+    let popts = PacketOptions {
+        inputs: opts.inputs.clone(),
+        engine: opts.engine.clone(),
+        analyzer: opts.analyzer.clone(),
+        workers: opts.workers,
+    };
+    let ps = packets::run(&popts, &mut |o| {
+        handle(o, sink, &mut sum).map_err(|e| format!("writing events: {e}"))
+    })?;
     sink.flush().map_err(|e| format!("writing events: {e}"))?;
-    sum.capture = stats;
+    sum.capture = ps.capture;
+    sum.files = ps.files;
+    sum.truncated_files = ps.truncated_files;
     Ok(sum)
 }
 
