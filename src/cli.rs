@@ -6,7 +6,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::enrich::{self, EnrichConfig, Enricher};
+use crate::inventory::{self, Inventory};
 use crate::pipeline::{self, AnalyzeOptions, EventSink};
+use crate::report;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,6 +26,95 @@ struct Cli {
 enum Cmd {
     /// Analyse pcap/pcapng files (gzip allowed; `-` reads stdin).
     Analyze(AnalyzeArgs),
+    /// The CA dependency map: which services depend on each CA, and which clients use them.
+    Inventory(InventoryArgs),
+    /// Removal rules: progress of one removal.
+    Removal {
+        #[command(subcommand)]
+        cmd: RemovalCmd,
+    },
+    /// Reports for people: HTML or Graphviz DOT of the inventory.
+    Report(ReportArgs),
+}
+
+/// Rules and trust options shared by every command that evaluates removals.
+#[derive(clap::Args, Debug, Clone)]
+struct RulesArgs {
+    /// TOML rules file or directory (removals, segments, policy); repeatable. The built-in distrust
+    /// history is always loaded.
+    #[arg(long = "rules")]
+    rules: Vec<PathBuf>,
+    /// Which root program's distrust behaviour applies: chrome, mozilla or strict (earliest and
+    /// widest).
+    #[arg(long, default_value = "chrome")]
+    distrust_policy: String,
+    /// Evaluate time-dependent rules and findings at this RFC 3339 instant instead of capture time.
+    #[arg(long)]
+    as_of: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct InventoryArgs {
+    #[command(subcommand)]
+    cmd: Option<InventoryCmd>,
+    /// Inventory database.
+    #[arg(long, default_value = "trustmap.db")]
+    db: String,
+    /// Only CAs whose SHA-256 (prefix) or subject (substring, case-insensitive) matches.
+    #[arg(long)]
+    ca: Option<String>,
+    /// table, json or csv.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum InventoryCmd {
+    /// Merge the inventories of several sensors into one database.
+    Merge {
+        /// Input databases.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output database (created, or merged into when it exists).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RemovalCmd {
+    /// Dependencies left, residual uses and failures, burndown by day, transition plan.
+    Status {
+        /// Rule id (a `[[removal]]` id, or a built-in distrust event id such as `entrust-2024`).
+        id: String,
+        #[arg(long, default_value = "trustmap.db")]
+        db: String,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
+    /// List the removal rules in force (user rules and the built-in distrust history).
+    List {
+        #[command(flatten)]
+        rules: RulesArgs,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ReportArgs {
+    #[arg(long, default_value = "trustmap.db")]
+    db: String,
+    /// Write an HTML report here.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Write a Graphviz DOT graph (CA -> endpoint -> client) here.
+    #[arg(long)]
+    dot: Option<PathBuf>,
+    #[command(flatten)]
+    rules: RulesArgs,
 }
 
 #[derive(clap::Args, Debug)]
@@ -45,6 +137,19 @@ struct AnalyzeArgs {
     /// Inventory database (SQLite; `:memory:` keeps nothing).
     #[arg(long, default_value = "trustmap.db")]
     db: String,
+    /// Extra trust anchors: a PEM file or directory, as `PATH` or `STORE=PATH` (the store name
+    /// defaults to the file or directory name); repeatable.
+    #[arg(long = "anchors")]
+    anchors: Vec<String>,
+    #[command(flatten)]
+    rules: RulesArgs,
+    /// `cert.expiring` fires when the leaf expires within this many days.
+    #[arg(long, default_value_t = 30)]
+    expiring_days: i64,
+    /// Emit a repeated finding (same code, rule, server, certificate, CA; client for client-side
+    /// codes) at most once per this many seconds of capture time; 0 emits every occurrence.
+    #[arg(long, default_value_t = 86_400)]
+    suppress: i64,
     /// Analysis workers; packets are sharded to them by symmetric flow hash.
     #[arg(long, default_value_t = 1)]
     workers: usize,
@@ -67,6 +172,9 @@ pub fn run() -> ExitCode {
     };
     match cli.cmd {
         Cmd::Analyze(a) => analyze(a),
+        Cmd::Inventory(a) => inventory_cmd(a),
+        Cmd::Removal { cmd } => removal_cmd(cmd),
+        Cmd::Report(a) => report_cmd(a),
     }
 }
 
@@ -83,7 +191,75 @@ fn open_events(p: &Option<PathBuf>) -> std::io::Result<Option<Box<dyn Write>>> {
     })
 }
 
+/// A failed command: its message and exit code.
+struct Fail(u8, String);
+
+fn usage(m: impl Into<String>) -> Fail {
+    Fail(2, m.into())
+}
+
+fn runtime(m: impl Into<String>) -> Fail {
+    Fail(1, m.into())
+}
+
+fn finish(r: Result<(), Fail>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(code, m)) => {
+            eprintln!("trustmap: {m}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+impl RulesArgs {
+    fn load(&self) -> Result<(rules::RuleSet, Option<i64>), Fail> {
+        let policy: rules::DistrustPolicy = self.distrust_policy.parse().map_err(usage)?;
+        let set = rules::RuleSet::load(policy, &self.rules).map_err(|e| usage(e.to_string()))?;
+        let as_of = match &self.as_of {
+            None => None,
+            Some(t) => Some(
+                rules::time::parse_rfc3339(t).map_err(|e| usage(format!("--as-of {t:?}: {e}")))?,
+            ),
+        };
+        Ok((set, as_of))
+    }
+}
+
+fn load_stores(specs: &[String]) -> Result<analyzer::anchors::TrustStores, Fail> {
+    let mut stores = enrich::default_stores();
+    for spec in specs {
+        let (name, path) = match spec.split_once('=') {
+            Some((n, p)) if !n.is_empty() && !n.contains('/') => (n.to_string(), PathBuf::from(p)),
+            _ => {
+                let p = PathBuf::from(spec);
+                let n = p
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "user".into());
+                (n, p)
+            }
+        };
+        let n = stores
+            .add_anchors_path(&path, &name)
+            .map_err(|e| usage(format!("--anchors {}: {e}", path.display())))?;
+        if n == 0 {
+            return Err(usage(format!(
+                "--anchors {}: no certificate found",
+                path.display()
+            )));
+        }
+    }
+    Ok(stores)
+}
+
 fn analyze(a: AnalyzeArgs) -> ExitCode {
+    finish(analyze_inner(a))
+}
+
+fn analyze_inner(a: AnalyzeArgs) -> Result<(), Fail> {
+    let (rules, as_of) = a.rules.load()?;
+    let stores = load_stores(&a.anchors)?;
     let mut opts = AnalyzeOptions {
         inputs: a.pcaps,
         engine: capture::EngineConfig::default(),
@@ -93,24 +269,179 @@ fn analyze(a: AnalyzeArgs) -> ExitCode {
     opts.engine.depth = a.depth;
     opts.engine.max_flows = a.max_flows.max(1);
     opts.engine.idle_timeout_ns = a.idle_timeout.saturating_mul(1_000_000_000);
-    let out = match open_events(&a.events) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("trustmap: cannot open events output: {e}");
-            return ExitCode::from(1);
+    let mut ecfg = EnrichConfig {
+        as_of,
+        suppress_secs: a.suppress.max(0),
+        ..EnrichConfig::default()
+    };
+    ecfg.policy.expiring_within_secs = a.expiring_days.saturating_mul(86_400);
+    let mut enricher = Enricher::new(stores, rules, ecfg);
+    let mut inv =
+        Inventory::open(&a.db).map_err(|e| runtime(format!("inventory {}: {e}", a.db)))?;
+    let out =
+        open_events(&a.events).map_err(|e| runtime(format!("cannot open events output: {e}")))?;
+    let mut sink = EventSink::new(out);
+    let mut stages = pipeline::Stages {
+        enricher: &mut enricher,
+        sink: &mut sink,
+        inventory: Some(&mut inv),
+    };
+    let sum = pipeline::analyze(&opts, &mut stages).map_err(runtime)?;
+    if !a.quiet {
+        eprint!("{}", pipeline::summary_text(&sum));
+    }
+    Ok(())
+}
+
+fn open_existing(db: &str) -> Result<Inventory, Fail> {
+    if db != ":memory:" && !std::path::Path::new(db).exists() {
+        return Err(usage(format!(
+            "no inventory at {db} (run `trustmap analyze` first)"
+        )));
+    }
+    Inventory::open(db).map_err(|e| runtime(format!("inventory {db}: {e}")))
+}
+
+fn print(s: &str) -> Result<(), Fail> {
+    let mut o = std::io::stdout().lock();
+    o.write_all(s.as_bytes())
+        .and_then(|_| o.flush())
+        .map_err(|e| runtime(format!("writing output: {e}")))
+}
+
+fn inventory_cmd(a: InventoryArgs) -> ExitCode {
+    finish(inventory_inner(a))
+}
+
+fn inventory_inner(a: InventoryArgs) -> Result<(), Fail> {
+    if let Some(InventoryCmd::Merge { inputs, output }) = a.cmd {
+        for i in &inputs {
+            if !i.exists() {
+                return Err(usage(format!("no inventory at {}", i.display())));
+            }
+        }
+        let m = Inventory::merge(&inputs, &output).map_err(|e| runtime(e.to_string()))?;
+        eprintln!(
+            "trustmap: merged {} inventories ({} sensor sources) into {}",
+            m.inputs,
+            m.sources.len(),
+            output.display()
+        );
+        return Ok(());
+    }
+    let inv = open_existing(&a.db)?;
+    let entries = inv
+        .query(a.ca.as_deref())
+        .map_err(|e| runtime(e.to_string()))?;
+    let text = match a.format.as_str() {
+        "json" => inventory::render_json(&entries),
+        "table" => inventory::render_table(&entries),
+        "csv" => inventory::render_csv(&entries),
+        f => {
+            return Err(usage(format!(
+                "unknown --format {f:?} (table, json or csv)"
+            )))
         }
     };
-    let mut sink = EventSink::new(out);
-    match pipeline::analyze(&opts, &mut sink) {
-        Ok(sum) => {
-            if !a.quiet {
-                eprint!("{}", pipeline::summary_text(&sum));
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("trustmap: {e}");
-            ExitCode::from(1)
-        }
+    print(&text)
+}
+
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn removal_cmd(cmd: RemovalCmd) -> ExitCode {
+    finish(match cmd {
+        RemovalCmd::Status {
+            id,
+            db,
+            format,
+            rules,
+        } => removal_status(&id, &db, &format, &rules),
+        RemovalCmd::List { rules } => removal_list(&rules),
+    })
+}
+
+fn removal_status(id: &str, db: &str, format: &str, ra: &RulesArgs) -> Result<(), Fail> {
+    if format != "json" && format != "table" {
+        return Err(usage(format!(
+            "unknown --format {format:?} (table or json)"
+        )));
     }
+    let (rules, as_of) = ra.load()?;
+    let inv = open_existing(db)?;
+    let info = inv
+        .removal_info(rules.removals(), id)
+        .map_err(|e| runtime(e.to_string()))?
+        .ok_or_else(|| {
+            usage(format!(
+                "no removal rule {id:?} under --distrust-policy {} (see `trustmap removal list`)",
+                rules.policy()
+            ))
+        })?;
+    let st = inv
+        .removal_status(&info, as_of.unwrap_or_else(wall_clock))
+        .map_err(|e| runtime(e.to_string()))?;
+    print(&if format == "json" {
+        inventory::render_removal_json(&st)
+    } else {
+        inventory::render_removal_table(&st)
+    })
+}
+
+fn removal_list(ra: &RulesArgs) -> Result<(), Fail> {
+    let (rules, _) = ra.load()?;
+    let mut t = String::new();
+    for id in rules.rule_ids() {
+        let entries = rules.removal(id);
+        let removed = entries.iter().map(|r| r.removed).min().unwrap_or(0);
+        let name = entries.first().map(|r| r.name.as_str()).unwrap_or("");
+        t.push_str(&format!(
+            "{id}\t{}\t{name}\n",
+            crate::time::rfc3339_s(removed)
+        ));
+    }
+    print(&t)
+}
+
+fn report_cmd(a: ReportArgs) -> ExitCode {
+    finish(report_inner(a))
+}
+
+fn report_inner(a: ReportArgs) -> Result<(), Fail> {
+    if a.html.is_none() && a.dot.is_none() {
+        return Err(usage("report needs --html PATH and/or --dot PATH"));
+    }
+    let (rules, as_of) = a.rules.load()?;
+    let inv = open_existing(&a.db)?;
+    let instant = as_of.unwrap_or_else(wall_clock);
+    if let Some(p) = &a.html {
+        // Every removal with at least one CA seen in this inventory.
+        let mut infos = Vec::new();
+        for id in rules.rule_ids() {
+            if let Some(info) = inv
+                .removal_info(rules.removals(), id)
+                .map_err(|e| runtime(e.to_string()))?
+            {
+                let st = inv
+                    .removal_status(&info, instant)
+                    .map_err(|e| runtime(e.to_string()))?;
+                if st.dependencies.endpoints_left > 0
+                    || st.dependencies.endpoints_migrated > 0
+                    || st.residual.handshakes > 0
+                {
+                    infos.push(info);
+                }
+            }
+        }
+        report::write_html(&inv, &infos, instant, p)
+            .map_err(|e| runtime(format!("{}: {e}", p.display())))?;
+    }
+    if let Some(p) = &a.dot {
+        report::write_dot(&inv, p).map_err(|e| runtime(format!("{}: {e}", p.display())))?;
+    }
+    Ok(())
 }

@@ -162,6 +162,14 @@ pub struct Enrichment {
     /// `trustmap.anchor` (preferred path) and `trustmap.anchors` (every anchor reached).
     pub anchor: Option<Value>,
     pub anchors: Vec<Value>,
+    /// Structural problems chain building found (`incomplete`, `misordered`, ...).
+    pub chain_issues: Vec<Value>,
+    /// Segment names from the rules (CIDR / SNI).
+    pub segments: Vec<String>,
+    /// `{"internal": bool, "basis": "..."}`.
+    pub locality: Option<Value>,
+    /// Heuristic labels, each `{"kind": "heuristic.…", "reasons": [...]}`.
+    pub heuristics: Vec<Value>,
 }
 
 /// The `trustmap.tls` event of one handshake.
@@ -234,6 +242,21 @@ pub fn tls_event(h: &Handshake, extra: &Enrichment) -> Value {
     tm.insert("anchor".into(), extra.anchor.clone().unwrap_or(Value::Null));
     if !extra.anchors.is_empty() {
         tm.insert("anchors".into(), Value::Array(extra.anchors.clone()));
+    }
+    if !extra.chain_issues.is_empty() {
+        tm.insert(
+            "chain_issues".into(),
+            Value::Array(extra.chain_issues.clone()),
+        );
+    }
+    if !extra.segments.is_empty() {
+        tm.insert("segments".into(), json!(extra.segments));
+    }
+    if let Some(l) = &extra.locality {
+        tm.insert("locality".into(), l.clone());
+    }
+    if !extra.heuristics.is_empty() {
+        tm.insert("heuristics".into(), Value::Array(extra.heuristics.clone()));
     }
     json!({
         "@timestamp": rfc3339_ns(h.ts_ns),

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod enrich;
 mod events;
 mod inventory;
 mod packets;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use analyzer::{AnalyzerConfig, Output};
 use capture::{EngineConfig, Stats};
 
+use crate::enrich::{EnrichStats, Enricher};
 use crate::events;
+use crate::inventory::Inventory;
 use crate::packets::{self, PacketOptions};
 
 /// What `trustmap analyze` was asked to do.
@@ -31,6 +33,7 @@ pub struct RunSummary {
     pub unique_certs: u64,
     pub cert_parse_errors: u64,
     pub events: u64,
+    pub enrich: EnrichStats,
 }
 
 /// Writes NDJSON events, one per line, and counts what it wrote.
@@ -66,36 +69,56 @@ impl EventSink {
     }
 }
 
-/// Turns one analyzer output into events.
-fn handle(o: Output, sink: &mut EventSink, sum: &mut RunSummary) -> std::io::Result<()> {
-    match o {
-        Output::NewCert(ci, ts) => {
-            sum.unique_certs += 1;
-            if ci.parse_error.is_some() {
-                sum.cert_parse_errors += 1;
+/// The stages after the packet stage: enrichment, events, inventory.
+pub struct Stages<'a> {
+    pub enricher: &'a mut Enricher,
+    pub sink: &'a mut EventSink,
+    pub inventory: Option<&'a mut Inventory>,
+}
+
+impl Stages<'_> {
+    /// Turns one analyzer output into events and an inventory observation.
+    pub fn handle(&mut self, o: Output, sum: &mut RunSummary) -> Result<(), String> {
+        let werr = |e: std::io::Error| format!("writing events: {e}");
+        match o {
+            Output::NewCert(ci, ts) => {
+                sum.unique_certs += 1;
+                if ci.parse_error.is_some() {
+                    sum.cert_parse_errors += 1;
+                }
+                self.sink
+                    .emit(&events::x509_event(&ci, ts), sum)
+                    .map_err(werr)?;
             }
-            sink.emit(&events::x509_event(&ci, ts), sum)?;
+            Output::Handshake(h) => {
+                sum.handshakes += 1;
+                if h.server_chain.is_some() {
+                    sum.chains += 1;
+                }
+                if h.client_chain.is_some() {
+                    sum.client_chains += 1;
+                }
+                if !h.chain_visible {
+                    sum.tls13 += 1;
+                }
+                let e = self.enricher.handshake(&h);
+                self.sink
+                    .emit(&events::tls_event(&h, &e.extra), sum)
+                    .map_err(werr)?;
+                for f in &e.findings {
+                    self.sink.emit(f, sum).map_err(werr)?;
+                }
+                if let (Some(inv), Some(obs)) = (self.inventory.as_deref_mut(), e.observation) {
+                    inv.record(&obs).map_err(|e| format!("inventory: {e}"))?;
+                }
+            }
         }
-        Output::Handshake(h) => {
-            sum.handshakes += 1;
-            if h.server_chain.is_some() {
-                sum.chains += 1;
-            }
-            if h.client_chain.is_some() {
-                sum.client_chains += 1;
-            }
-            if !h.chain_visible {
-                sum.tls13 += 1;
-            }
-            let extra = events::Enrichment::default();
-            sink.emit(&events::tls_event(&h, &extra), sum)?;
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Runs the offline pipeline over every input, in order, as one continuous capture.
-pub fn analyze(opts: &AnalyzeOptions, sink: &mut EventSink) -> Result<RunSummary, String> {
+pub fn analyze(opts: &AnalyzeOptions, stages: &mut Stages<'_>) -> Result<RunSummary, String> {
     let mut sum = RunSummary::default();
     let popts = PacketOptions {
         inputs: opts.inputs.clone(),
@@ -103,10 +126,15 @@ pub fn analyze(opts: &AnalyzeOptions, sink: &mut EventSink) -> Result<RunSummary
         analyzer: opts.analyzer.clone(),
         workers: opts.workers,
     };
-    let ps = packets::run(&popts, &mut |o| {
-        handle(o, sink, &mut sum).map_err(|e| format!("writing events: {e}"))
-    })?;
-    sink.flush().map_err(|e| format!("writing events: {e}"))?;
+    let ps = packets::run(&popts, &mut |o| stages.handle(o, &mut sum))?;
+    stages
+        .sink
+        .flush()
+        .map_err(|e| format!("writing events: {e}"))?;
+    if let Some(inv) = stages.inventory.as_deref_mut() {
+        inv.flush().map_err(|e| format!("inventory: {e}"))?;
+    }
+    sum.enrich = stages.enricher.stats.clone();
     sum.capture = ps.capture;
     sum.files = ps.files;
     sum.truncated_files = ps.truncated_files;
@@ -164,6 +192,12 @@ pub fn summary_text(s: &RunSummary) -> String {
             .collect();
         let _ = writeln!(t, "  decode problems: {}", parts.join(", "));
     }
+    let e = &s.enrich;
+    let _ = writeln!(
+        t,
+        "  chains built {} (cache hits {}), anchored {}, findings {} (suppressed repeats {})",
+        e.chains_built, e.chain_cache_hits, e.anchored, e.findings, e.findings_suppressed
+    );
     for f in &s.truncated_files {
         let _ = writeln!(t, "  input ended early: {f}");
     }

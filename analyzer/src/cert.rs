@@ -342,6 +342,14 @@ fn escape_value(v: &str) -> String {
     out
 }
 
+/// A DER-encoded Name (e.g. a CertificateRequest CA name) rendered like certificate subjects;
+/// `None` when the bytes are not a Name.
+pub fn der_name_to_string(der: &[u8]) -> Option<String> {
+    use x509_parser::prelude::FromDer;
+    let (_, name) = x509_parser::x509::X509Name::from_der(der).ok()?;
+    Some(name_to_string(&name))
+}
+
 /// See [`parse`] for the rendering rules.
 pub fn name_to_string(name: &x509_parser::x509::X509Name<'_>) -> String {
     let mut rdns: Vec<String> = Vec::new();

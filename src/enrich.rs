@@ -1,0 +1,573 @@
+//! Downstream of the analyzer, one handshake at a time: chain building to anchors (cached per
+//! presented chain), policy findings, `ca_removal.*` findings from the rules and the built-in
+//! distrust history, segments and heuristics, and the inventory observation.
+//!
+//! Time: every time-dependent check uses the handshake's capture time, or `--as-of` when given.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use analyzer::anchors::{TrustStores, STORE_CHROME, STORE_MOZILLA};
+use analyzer::chain::{self, ChainIssue, ChainResult, Source};
+use analyzer::findings::{self, PolicyConfig};
+use analyzer::{CertInfo, Handshake, Outcome};
+use rules::segment::AnchorKind;
+use rules::{AnchorFacts, CertFacts, EndpointFacts, HandshakeFacts, RemovalFinding, RuleSet};
+use serde_json::{json, Value};
+
+use crate::events::{self, Enrichment};
+use crate::inventory::{self, CaRef, Observation, Role};
+use crate::time::{rfc3339_ns, secs_of};
+
+/// Distinct presented chains whose building result is kept.
+pub const MAX_CHAIN_CACHE: usize = 100_000;
+/// Finding identifiers remembered for suppression.
+pub const MAX_SUPPRESS_KEYS: usize = 1_000_000;
+
+/// Tunables of the enrichment stage.
+#[derive(Debug, Clone)]
+pub struct EnrichConfig {
+    /// Evaluate time-dependent checks at this instant (Unix s) instead of the capture time.
+    pub as_of: Option<i64>,
+    pub policy: PolicyConfig,
+    /// A finding with the same identifier (code, rule, server, certificate, CA, and the client for
+    /// client-side codes) is emitted at most once per this many seconds of capture time.
+    /// 0 emits every occurrence.
+    pub suppress_secs: i64,
+}
+
+impl Default for EnrichConfig {
+    fn default() -> Self {
+        EnrichConfig {
+            as_of: None,
+            policy: PolicyConfig::default(),
+            suppress_secs: 86_400,
+        }
+    }
+}
+
+/// Counters of the enrichment stage.
+#[derive(Debug, Default, Clone)]
+pub struct EnrichStats {
+    pub chains_built: u64,
+    pub chain_cache_hits: u64,
+    pub chain_cache_resets: u64,
+    pub anchored: u64,
+    pub findings: u64,
+    pub findings_suppressed: u64,
+    pub suppress_resets: u64,
+}
+
+/// What enrichment adds to one handshake.
+#[derive(Debug, Default)]
+pub struct Enriched {
+    pub extra: Enrichment,
+    /// `trustmap.finding` events.
+    pub findings: Vec<Value>,
+    pub observation: Option<Observation>,
+}
+
+struct CachedChain {
+    result: Arc<ChainResult>,
+    /// The result holds for instants in `[from, until)`: no certificate involved changes
+    /// validity inside that window.
+    from: i64,
+    until: i64,
+}
+
+/// Chain building, findings and inventory facts. One per pipeline (it is not on the packet path).
+pub struct Enricher {
+    stores: TrustStores,
+    rules: RuleSet,
+    cfg: EnrichConfig,
+    chains: HashMap<Vec<[u8; 32]>, CachedChain>,
+    suppress: HashMap<u64, i64>,
+    suppress_hasher: RandomState,
+    pub stats: EnrichStats,
+}
+
+/// The trust stores trustmap builds chains against: the embedded Mozilla/NSS and Chrome stores,
+/// plus every certificate of the built-in distrust history as a known CA tagged with its event
+/// id, so a chain that stops at an intermediate still reaches a root the stores no longer carry.
+pub fn default_stores() -> TrustStores {
+    let mut stores = TrustStores::builtin();
+    for (event_id, _role, pem) in rules::distrust_certs() {
+        for der in analyzer::anchors::pem_ders(pem.as_bytes()) {
+            stores.add_known_ca(&der, event_id);
+        }
+    }
+    stores
+}
+
+fn hexs(b: &[u8]) -> String {
+    hex::encode(b)
+}
+
+/// Validity boundaries of every certificate involved in `r`, around `instant`.
+fn stable_window(r: &ChainResult, presented: &[Arc<CertInfo>], instant: i64) -> (i64, i64) {
+    let (mut from, mut until) = (i64::MIN, i64::MAX);
+    let mut edge = |t: i64| {
+        if t <= instant {
+            from = from.max(t);
+        } else {
+            until = until.min(t);
+        }
+    };
+    let certs = presented
+        .iter()
+        .chain(r.paths.iter().flat_map(|p| p.certs.iter()));
+    for c in certs {
+        edge(c.not_before);
+        edge(c.not_after.saturating_add(1));
+    }
+    (from, until)
+}
+
+fn anchor_json(a: &chain::AnchorRef) -> Value {
+    json!({"sha256": hexs(&a.sha256), "subject": a.subject, "store": a.stores})
+}
+
+fn map_outcome(o: &Outcome) -> (rules::Outcome, inventory::Outcome) {
+    match o {
+        Outcome::Accepted => (rules::Outcome::Accepted, inventory::Outcome::Accepted),
+        Outcome::RejectedAlert { code } => (
+            rules::Outcome::RejectedAlert(*code),
+            inventory::Outcome::Rejected(Some(*code)),
+        ),
+        Outcome::RejectedClose => (
+            rules::Outcome::RejectedClose,
+            inventory::Outcome::Rejected(None),
+        ),
+        Outcome::Unknown => (rules::Outcome::Unknown, inventory::Outcome::Unknown),
+    }
+}
+
+fn weak_sig(alg: &str) -> bool {
+    let a = alg.to_ascii_lowercase();
+    a.contains("sha1") || a.contains("md5") || a.contains("md2")
+}
+
+impl Enricher {
+    pub fn new(stores: TrustStores, rules: RuleSet, cfg: EnrichConfig) -> Self {
+        Enricher {
+            stores,
+            rules,
+            cfg,
+            chains: HashMap::new(),
+            suppress: HashMap::new(),
+            suppress_hasher: RandomState::new(),
+            stats: EnrichStats::default(),
+        }
+    }
+
+    /// Chain building for one presented chain at `instant`, cached while no validity boundary of
+    /// an involved certificate is crossed.
+    fn build(&mut self, presented: &[Arc<CertInfo>], instant: i64) -> Arc<ChainResult> {
+        let key: Vec<[u8; 32]> = presented.iter().map(|c| c.sha256).collect();
+        if let Some(c) = self.chains.get(&key) {
+            if c.from <= instant && instant < c.until {
+                self.stats.chain_cache_hits += 1;
+                return c.result.clone();
+            }
+        }
+        self.stats.chains_built += 1;
+        let result = Arc::new(chain::build(presented, &self.stores, instant));
+        let (from, until) = stable_window(&result, presented, instant);
+        if self.chains.len() >= MAX_CHAIN_CACHE {
+            self.chains.clear();
+            self.stats.chain_cache_resets += 1;
+        }
+        self.chains.insert(
+            key,
+            CachedChain {
+                result: result.clone(),
+                from,
+                until,
+            },
+        );
+        result
+    }
+
+    /// Should a finding with this identifier be emitted at `ts` (capture seconds)?
+    fn admit(&mut self, ident: &impl Hash, ts: i64) -> bool {
+        if self.cfg.suppress_secs <= 0 {
+            return true;
+        }
+        let k = self.suppress_hasher.hash_one(ident);
+        if let Some(&last) = self.suppress.get(&k) {
+            if ts >= last && ts - last < self.cfg.suppress_secs {
+                return false;
+            }
+        }
+        if self.suppress.len() >= MAX_SUPPRESS_KEYS {
+            let window = self.cfg.suppress_secs;
+            self.suppress.retain(|_, last| ts - *last < window);
+            if self.suppress.len() >= MAX_SUPPRESS_KEYS {
+                self.suppress.clear();
+            }
+            self.stats.suppress_resets += 1;
+        }
+        self.suppress.insert(k, ts);
+        true
+    }
+
+    fn anchor_kind(&self, r: &ChainResult) -> AnchorKind {
+        if r.issues.contains(&ChainIssue::SelfSignedLeaf) {
+            AnchorKind::SelfSigned
+        } else if let Some(a) = r.anchor() {
+            if a.stores
+                .iter()
+                .any(|s| s == STORE_MOZILLA || s == STORE_CHROME)
+            {
+                AnchorKind::Public
+            } else {
+                AnchorKind::Private
+            }
+        } else if r
+            .issues
+            .iter()
+            .any(|i| matches!(i, ChainIssue::UnknownAnchor(_)))
+        {
+            AnchorKind::Private
+        } else {
+            AnchorKind::Unknown
+        }
+    }
+
+    /// The CA certificates a handshake depends on: the preferred path above the leaf, and the top
+    /// of every other path that reached an anchor (cross-signed alternatives).
+    fn dependency_cas(&self, r: &ChainResult) -> Vec<CaRef> {
+        let mut out: Vec<CaRef> = Vec::new();
+        let add = |c: &CertInfo, out: &mut Vec<CaRef>| {
+            let sha = hexs(&c.sha256);
+            if out.iter().any(|x| x.sha256 == sha) {
+                return;
+            }
+            let stores = self
+                .stores
+                .get(&c.sha256)
+                .map(|e| e.stores.clone())
+                .unwrap_or_default();
+            let removals = self
+                .rules
+                .removals_for_ca(&sha, &c.spki_sha256, &c.subject)
+                .into_iter()
+                .map(str::to_string)
+                .collect();
+            out.push(CaRef {
+                sha256: sha,
+                subject: c.subject.clone(),
+                role: if c.self_issued {
+                    Role::Root
+                } else {
+                    Role::Intermediate
+                },
+                stores,
+                removals,
+            });
+        };
+        // A self-signed leaf is its own anchor: clients that accept it depend on it.
+        if let Some(leaf) = r.leaf.as_deref() {
+            if r.issues.contains(&ChainIssue::SelfSignedLeaf) {
+                add(leaf, &mut out);
+            }
+        }
+        if let Some(p) = r.preferred_path() {
+            for c in p.certs.iter().skip(1) {
+                add(c, &mut out);
+            }
+        }
+        for p in &r.paths {
+            if p.end == chain::PathEnd::Anchor {
+                for c in p.certs.iter().skip(1) {
+                    add(c, &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Enriches one finished handshake.
+    pub fn handshake(&mut self, h: &Handshake) -> Enriched {
+        let mut out = Enriched::default();
+        let ts = secs_of(h.ts_ns);
+        let instant = self.cfg.as_of.unwrap_or(ts);
+        let sni = h.server_name.as_deref();
+        let (rules_outcome, inv_outcome) = map_outcome(&h.outcome);
+        let server_ip = h.server.0;
+
+        let presented: Vec<Arc<CertInfo>> = h
+            .server_chain
+            .as_ref()
+            .map(|c| c.iter().map(|r| r.info.clone()).collect())
+            .unwrap_or_default();
+        let built = (!presented.is_empty()).then(|| self.build(&presented, instant));
+
+        // Segments, locality, heuristics.
+        let mut segments: Vec<String> = self
+            .rules
+            .segments_for(server_ip, sni)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let loc = self.rules.locality(server_ip, sni);
+        let version = h.version.map(|v| events::version_name(v).0);
+        let leaf = presented.first().filter(|l| l.parse_error.is_none());
+        let facts = EndpointFacts {
+            ip: Some(server_ip),
+            server_name: sni,
+            tls_version: version.as_deref(),
+            anchor: built.as_deref().map(|r| self.anchor_kind(r)),
+            leaf_validity: leaf.map(|l| (l.not_before, l.not_after)),
+            leaf_sig_sha1: leaf.is_some_and(|l| weak_sig(&l.signature_algorithm)),
+            leaf_key: leaf.and_then(|l| {
+                l.public_key_size
+                    .map(|s| (l.public_key_algorithm.as_str(), s))
+            }),
+        };
+        let lower_alg;
+        let facts = match facts.leaf_key {
+            Some((alg, bits)) => {
+                lower_alg = alg.to_ascii_lowercase();
+                EndpointFacts {
+                    leaf_key: Some((lower_alg.as_str(), bits)),
+                    ..facts
+                }
+            }
+            None => facts,
+        };
+        let heuristics = self.rules.heuristics(&facts);
+        out.extra.segments = segments.clone();
+        out.extra.locality = Some(json!({"internal": loc.internal, "basis": loc.basis}));
+        out.extra.heuristics = heuristics
+            .iter()
+            .map(|hz| json!({"kind": hz.kind, "reasons": hz.reasons}))
+            .collect();
+        segments.push(if loc.internal { "internal" } else { "external" }.to_string());
+        segments.extend(heuristics.iter().map(|hz| hz.kind.to_string()));
+
+        let mut cas = Vec::new();
+        if let Some(r) = built.as_deref() {
+            if r.anchor().is_some() {
+                self.stats.anchored += 1;
+            }
+            out.extra.anchor = r.anchor().map(anchor_json);
+            out.extra.anchors = r.anchors.iter().map(anchor_json).collect();
+            out.extra.chain_issues = r.issues.iter().map(issue_name).collect();
+
+            // Policy findings.
+            let policy = findings::evaluate(r, &presented, sni, instant, &self.cfg.policy);
+            for f in policy {
+                let ca = f.ca.as_ref().map(|c| (hexs(&c.sha256), c.subject.clone()));
+                let ident = (
+                    f.code,
+                    "",
+                    h.server,
+                    f.cert_sha256,
+                    ca.as_ref().map(|c| c.0.clone()),
+                    None::<IpAddr>,
+                );
+                if !self.admit(&ident, ts) {
+                    self.stats.findings_suppressed += 1;
+                    continue;
+                }
+                let mut fj = json!({
+                    "code": f.code,
+                    "cert": {"sha256": hexs(&f.cert_sha256)},
+                    "message": f.message,
+                });
+                if let Some((sha, subject)) = ca {
+                    fj["ca"] = json!({"sha256": sha, "subject": subject});
+                }
+                out.findings.push(finding_event(h, f.severity, fj, instant));
+            }
+
+            // Removal findings (user rules and the built-in distrust history).
+            let removal = self.removal_findings(r, &presented, instant, rules_outcome);
+            for f in removal {
+                let client_side =
+                    f.code == rules::CODE_STALE_TRUST || f.code == rules::CODE_FAILURE;
+                let ident = (
+                    f.code,
+                    f.rule_id.clone(),
+                    h.server,
+                    f.cert_sha256.clone(),
+                    f.ca_sha256.clone(),
+                    client_side.then_some(h.client.0),
+                );
+                if !self.admit(&ident, ts) {
+                    self.stats.findings_suppressed += 1;
+                    continue;
+                }
+                out.findings
+                    .push(finding_event(h, f.severity, removal_json(&f), instant));
+            }
+            cas = self.dependency_cas(r);
+        }
+        self.stats.findings += out.findings.len() as u64;
+
+        let client_auth_ca_names = h
+            .cert_request_cas
+            .as_ref()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|d| analyzer::cert::der_name_to_string(d))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.observation = Some(Observation {
+            ts_ns: h.ts_ns,
+            client_ip: h.client.0,
+            server_ip,
+            server_port: h.server.1,
+            server_name: h.server_name.clone(),
+            segments,
+            chain_visible: h.chain_visible && h.server_chain.is_some(),
+            resumed: h.resumed,
+            outcome: inv_outcome,
+            cas,
+            leaf_sha256: presented.first().map(|l| hexs(&l.sha256)),
+            client_auth_ca_names,
+        });
+        out
+    }
+
+    fn removal_findings(
+        &self,
+        r: &ChainResult,
+        presented: &[Arc<CertInfo>],
+        instant: i64,
+        outcome: rules::Outcome,
+    ) -> Vec<RemovalFinding> {
+        struct Owned {
+            sha: String,
+            spki: String,
+            subject: String,
+            not_before: Option<i64>,
+            sct: Option<i64>,
+            is_ca: bool,
+        }
+        let own = |c: &CertInfo| Owned {
+            sha: hexs(&c.sha256),
+            spki: c.spki_sha256.clone(),
+            subject: c.subject.clone(),
+            not_before: c.parse_error.is_none().then_some(c.not_before),
+            sct: rules::earliest_sct_secs(&c.sct_timestamps),
+            is_ca: c.is_ca,
+        };
+        let chain_owned: Vec<Owned> = presented.iter().map(|c| own(c)).collect();
+        // Anchors and every certificate the stores supplied on any path (roots not sent).
+        let mut extra: Vec<Owned> = Vec::new();
+        for p in &r.paths {
+            for (c, s) in p.certs.iter().zip(p.sources.iter()) {
+                if *s == Source::Store && !extra.iter().any(|e| e.sha == hexs(&c.sha256)) {
+                    extra.push(own(c));
+                }
+            }
+        }
+        for a in &r.anchors {
+            let sha = hexs(&a.sha256);
+            if !extra.iter().any(|e| e.sha == sha) && !chain_owned.iter().any(|e| e.sha == sha) {
+                let spki = self
+                    .stores
+                    .get(&a.sha256)
+                    .map(|e| e.cert.spki_sha256.clone())
+                    .unwrap_or_default();
+                extra.push(Owned {
+                    sha,
+                    spki,
+                    subject: a.subject.clone(),
+                    not_before: None,
+                    sct: None,
+                    is_ca: true,
+                });
+            }
+        }
+        let chain_facts: Vec<CertFacts<'_>> = chain_owned
+            .iter()
+            .map(|o| CertFacts {
+                sha256: &o.sha,
+                spki_sha256: &o.spki,
+                subject: &o.subject,
+                not_before: o.not_before,
+                earliest_sct: o.sct,
+                is_ca: o.is_ca,
+            })
+            .collect();
+        let anchor_facts: Vec<AnchorFacts<'_>> = extra
+            .iter()
+            .map(|o| AnchorFacts {
+                sha256: &o.sha,
+                spki_sha256: &o.spki,
+                subject: &o.subject,
+            })
+            .collect();
+        self.rules.evaluate(&HandshakeFacts {
+            at: instant,
+            chain: &chain_facts,
+            anchors: &anchor_facts,
+            outcome,
+        })
+    }
+}
+
+fn issue_name(i: &ChainIssue) -> Value {
+    match i {
+        ChainIssue::Incomplete => json!("incomplete"),
+        ChainIssue::Misordered => json!("misordered"),
+        ChainIssue::Unrelated(i) => json!({"unrelated": i}),
+        ChainIssue::UnknownAnchor(s) => json!({"unknown_anchor": hexs(s)}),
+        ChainIssue::SelfSignedLeaf => json!("self_signed_leaf"),
+        ChainIssue::ExpiredIntermediate(s) => json!({"expired_intermediate": hexs(s)}),
+    }
+}
+
+fn removal_json(f: &RemovalFinding) -> Value {
+    let mut fj = json!({
+        "code": f.code,
+        "rule": f.rule_id,
+        "message": f.message,
+        "removed": crate::time::rfc3339_s(f.removed),
+    });
+    if let Some(sha) = &f.ca_sha256 {
+        fj["ca"] = json!({"sha256": sha, "subject": f.ca_subject});
+    }
+    if let Some(c) = &f.cert_sha256 {
+        fj["cert"] = json!({"sha256": c});
+    }
+    if let Some(e) = f.evidence {
+        fj["evidence"] = json!(e);
+    }
+    if let Some(a) = f.alert {
+        fj["alert"] = json!({"code": a, "name": events::alert_name(a)});
+    }
+    if let Some(p) = f.program {
+        fj["program"] = json!(p.as_str());
+    }
+    fj
+}
+
+/// The `trustmap.finding` event (DESIGN.md §4).
+fn finding_event(h: &Handshake, severity: u8, finding: Value, instant: i64) -> Value {
+    let mut client = serde_json::Map::new();
+    if let Some(sni) = &h.server_name {
+        client.insert("server_name".into(), json!(sni));
+    }
+    let rule = finding.get("rule").cloned();
+    let mut ev = json!({
+        "@timestamp": rfc3339_ns(h.ts_ns),
+        "event": {"dataset": "trustmap.finding", "kind": "alert", "severity": severity},
+        "source": {"ip": h.client.0.to_string(), "port": h.client.1},
+        "destination": {"ip": h.server.0.to_string(), "port": h.server.1},
+        "tls": {"client": Value::Object(client)},
+        "trustmap": {"finding": finding, "evaluated_at": crate::time::rfc3339_s(instant)},
+    });
+    if let Some(r) = rule {
+        ev["rule"] = json!({"id": r});
+    }
+    ev
+}
