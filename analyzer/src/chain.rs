@@ -6,9 +6,16 @@
 //! known CAs and anchors of [`TrustStores`]. Each candidate's key is checked against the child's
 //! signature with x509-parser's `verify` feature (ring); an algorithm ring cannot check (e.g.
 //! ML-DSA, RSA-PSS with odd parameters) leaves the link `Unverified` rather than rejected, while a
-//! signature that checks *false* discards the candidate. The search is a bounded depth-first
-//! enumeration ([`MAX_DEPTH`], [`MAX_CANDIDATES`], [`MAX_PATHS`]) so hostile chains (hundreds of
-//! certificates with the same name) cost a fixed amount of work.
+//! signature that checks *false* discards the candidate. An ECDSA signature under an issuer key
+//! that is not an EC key is false, not unsupported (no such key can have made it). The search is
+//! a bounded depth-first enumeration ([`MAX_DEPTH`], [`MAX_CANDIDATES`], [`MAX_PATHS`]) so hostile
+//! chains (hundreds of certificates with the same name) cost a fixed amount of work.
+//!
+//! When no path reaches a root, [`ChainResult::claimed`] holds the path the certificates *claim*:
+//! the same search, but following an issuer named by DN and AKI whose signature check failed
+//! (marked [`SigStatus::Invalid`]) when no other issuer is available. It is never trusted (not in
+//! `paths`, `anchors` or the issues), but it lets a dependency map attribute a chain with a bad or
+//! forged signature to the CA it names, e.g. for removal rules ([`ChainResult::reached_cas`]).
 //!
 //! All time checks use the instant given by the caller (capture time or `--as-of`), never the clock.
 
@@ -92,7 +99,8 @@ pub enum ChainIssue {
     Incomplete,
     /// The presented certificates are not in leaf-to-root order.
     Misordered,
-    /// A presented certificate that is on no path (wire index).
+    /// A presented certificate that is on no path (wire index). Paths through a failed signature
+    /// ([`ChainResult::claimed`]) do not count.
     Unrelated(usize),
     /// Paths end at a root no store trusts (sha256 of that root).
     UnknownAnchor([u8; 32]),
@@ -113,6 +121,10 @@ pub struct ChainResult {
     /// Every distinct anchor reached (cross-signed alternatives), preferred first.
     pub anchors: Vec<AnchorRef>,
     pub issues: Vec<ChainIssue>,
+    /// Only when the preferred path reaches no root (it ends with [`PathEnd::IssuerMissing`] or
+    /// [`PathEnd::TooDeep`]): the best path that follows issuers whose signature check failed,
+    /// each such link marked [`SigStatus::Invalid`]. Never a trust decision; see the module doc.
+    pub claimed: Option<ChainPath>,
 }
 
 impl ChainResult {
@@ -129,6 +141,33 @@ impl ChainResult {
 
     pub fn has(&self, issue: &ChainIssue) -> bool {
         self.issues.contains(issue)
+    }
+
+    /// The CA certificates this chain reaches above its leaf, for removal rules and dependency
+    /// maps (together with the presented certificates): every certificate above the leaf on the
+    /// preferred path (so intermediates and roots the server did not send, taken from the
+    /// stores), on every other path that ends at an anchor (cross-signed alternatives a client
+    /// may pick), and on the [`claimed`](Self::claimed) path. Not the store-supplied certificates
+    /// of other paths: a known CA that cross-signs a current root (e.g. a distrusted root's
+    /// cross-sign of DigiCert Global Root G2) opens a path to a root that no client builds
+    /// while the current root is trusted. Order: preferred path, anchored paths, claimed path;
+    /// no duplicates.
+    pub fn reached_cas(&self) -> Vec<&Arc<CertInfo>> {
+        let mut out: Vec<&Arc<CertInfo>> = Vec::new();
+        let anchored = self.paths.iter().filter(|p| p.end == PathEnd::Anchor);
+        let paths = self
+            .preferred_path()
+            .into_iter()
+            .chain(anchored)
+            .chain(self.claimed.iter());
+        for p in paths {
+            for c in p.certs.iter().skip(1) {
+                if !out.iter().any(|o| o.sha256 == c.sha256) {
+                    out.push(c);
+                }
+            }
+        }
+        out
     }
 }
 
@@ -156,11 +195,26 @@ pub fn verify_sig(child: &CertInfo, issuer: &CertInfo) -> SigStatus {
     ) else {
         return SigStatus::Unverified;
     };
+    // x509-parser reports an ECDSA signature checked with a non-EC key as an unsupported
+    // algorithm; no such key can have produced it, so the signature is false.
+    if ecdsa_sig_without_ec_key(&c, &i) {
+        return SigStatus::Invalid;
+    }
     match c.verify_signature(Some(i.public_key())) {
         Ok(()) => SigStatus::Valid,
         Err(X509Error::SignatureVerificationError) => SigStatus::Invalid,
         Err(_) => SigStatus::Unverified,
     }
+}
+
+/// `ecdsa-with-*` (1.2.840.10045.4.*) on `child` while `issuer`'s key is not id-ecPublicKey.
+fn ecdsa_sig_without_ec_key(
+    child: &x509_parser::certificate::X509Certificate<'_>,
+    issuer: &x509_parser::certificate::X509Certificate<'_>,
+) -> bool {
+    let sig = child.signature_algorithm.algorithm.to_id_string();
+    let key = issuer.public_key().algorithm.algorithm.to_id_string();
+    sig.starts_with("1.2.840.10045.4.") && key != "1.2.840.10045.2.1"
 }
 
 struct Builder<'a> {
@@ -169,12 +223,33 @@ struct Builder<'a> {
     paths: Vec<ChainPath>,
     sig_cache: HashMap<([u8; 32], [u8; 32]), SigStatus>,
     steps: usize,
+    /// Follow issuers whose signature check failed when a certificate has no other issuer
+    /// (for [`ChainResult::claimed`]).
+    follow_invalid: bool,
 }
 
 /// Bound on total candidate expansions per chain (defence in depth beyond depth x candidates).
 pub const MAX_STEPS: usize = 256;
 
 impl Builder<'_> {
+    fn descend(
+        &mut self,
+        certs: &mut Vec<Arc<CertInfo>>,
+        sources: &mut Vec<Source>,
+        sigs: &mut Vec<SigStatus>,
+        cand: Arc<CertInfo>,
+        src: Source,
+        s: SigStatus,
+    ) {
+        certs.push(cand);
+        sources.push(src);
+        sigs.push(s);
+        self.walk(certs, sources, sigs);
+        certs.pop();
+        sources.pop();
+        sigs.pop();
+    }
+
     fn sig(&mut self, child: &CertInfo, issuer: &CertInfo) -> SigStatus {
         let k = (child.sha256, issuer.sha256);
         if let Some(s) = self.sig_cache.get(&k) {
@@ -254,6 +329,7 @@ impl Builder<'_> {
             return;
         }
         let mut extended = false;
+        let mut failed = Vec::new();
         for (cand, src) in self.candidates(&top, certs) {
             self.steps += 1;
             if self.steps > MAX_STEPS || self.paths.len() >= MAX_PATHS {
@@ -261,16 +337,20 @@ impl Builder<'_> {
             }
             let s = self.sig(&top, &cand);
             if s == SigStatus::Invalid {
+                failed.push((cand, src));
                 continue;
             }
             extended = true;
-            certs.push(cand);
-            sources.push(src);
-            sigs.push(s);
-            self.walk(certs, sources, sigs);
-            certs.pop();
-            sources.pop();
-            sigs.pop();
+            self.descend(certs, sources, sigs, cand, src, s);
+        }
+        if !extended && self.follow_invalid {
+            for (cand, src) in failed {
+                if self.steps > MAX_STEPS || self.paths.len() >= MAX_PATHS {
+                    break;
+                }
+                extended = true;
+                self.descend(certs, sources, sigs, cand, src, SigStatus::Invalid);
+            }
         }
         if !extended {
             let end = if entry.is_some() {
@@ -324,6 +404,7 @@ pub fn build(presented: &[Arc<CertInfo>], stores: &TrustStores, instant: i64) ->
         paths: Vec::new(),
         sig_cache: HashMap::new(),
         steps: 0,
+        follow_invalid: false,
     };
     b.walk(
         &mut vec![leaf.clone()],
@@ -452,5 +533,145 @@ pub fn build(presented: &[Arc<CertInfo>], stores: &TrustStores, instant: i64) ->
             res.issues.push(ChainIssue::Unrelated(i));
         }
     }
+    // No root reached: the path the certificates claim, through failed signatures (marked).
+    let dead_end = res
+        .preferred_path()
+        .is_some_and(|p| matches!(p.end, PathEnd::IssuerMissing | PathEnd::TooDeep));
+    if dead_end {
+        let mut c = Builder {
+            presented,
+            stores,
+            paths: Vec::new(),
+            sig_cache: std::mem::take(&mut b.sig_cache),
+            steps: 0,
+            follow_invalid: true,
+        };
+        c.walk(
+            &mut vec![leaf.clone()],
+            &mut vec![Source::Presented(leaf_idx)],
+            &mut Vec::new(),
+        );
+        res.claimed = c
+            .paths
+            .into_iter()
+            .filter(|p| p.sigs.contains(&SigStatus::Invalid))
+            .min_by_key(|p| rank(p));
+    }
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert::{parse, sha256};
+
+    fn cert(name: &str) -> Arc<CertInfo> {
+        let p = format!("{}/tests/data/x509/{name}.der", env!("CARGO_MANIFEST_DIR"));
+        let der = std::fs::read(p).unwrap();
+        Arc::new(parse(&der, sha256(&der)))
+    }
+
+    fn google() -> Vec<Arc<CertInfo>> {
+        (0..3)
+            .map(|i| cert(&format!("google-cert-repeat.{i}")))
+            .collect()
+    }
+
+    /// Capture time of google-cert-repeat.pcap.
+    const GOOGLE_T: i64 = 1624959854;
+
+    fn store_cert(s: &TrustStores, subject_prefix: &str) -> Arc<CertInfo> {
+        s.entries()
+            .iter()
+            .find(|e| e.cert.subject.starts_with(subject_prefix))
+            .map(|e| e.cert.clone())
+            .unwrap()
+    }
+
+    #[test]
+    fn ecdsa_signature_under_a_non_ec_key_is_invalid() {
+        let ecdsa_leaf = cert("ecdsa-cert.0");
+        let ecdsa_ca = cert("ecdsa-cert.1");
+        let rsa_ca = cert("google-cert-repeat.1");
+        assert!(ecdsa_leaf.signature_algorithm.starts_with("ecdsa"));
+        assert_eq!(rsa_ca.public_key_algorithm, "RSA");
+        assert_eq!(verify_sig(&ecdsa_leaf, &ecdsa_ca), SigStatus::Valid);
+        // x509-parser calls this "unsupported algorithm"; it used to leave the link Unverified,
+        // so a forged ECDSA certificate naming an RSA CA was chained (and anchored) unchecked.
+        assert_eq!(verify_sig(&ecdsa_leaf, &rsa_ca), SigStatus::Invalid);
+        // A really unsupported algorithm stays Unverified.
+        let mldsa = cert("ml-dsa-44-cert.0");
+        assert_eq!(verify_sig(&mldsa, &mldsa), SigStatus::Unverified);
+    }
+
+    #[test]
+    fn claimed_path_follows_a_failed_signature_marked_invalid() {
+        let stores = TrustStores::builtin();
+        let c = google();
+        // A valid chain has no claimed path.
+        let ok = build(&c, &stores, GOOGLE_T);
+        assert!(ok.anchor().is_some());
+        assert!(ok.claimed.is_none());
+        // Forged leaf: the signature no longer verifies with GTS CA 1C3's key.
+        let mut der = c[0].der.clone();
+        let n = der.len();
+        der[n - 5] ^= 0x55;
+        let leaf = Arc::new(parse(&der, sha256(&der)));
+        let forged = vec![leaf.clone(), c[1].clone(), c[2].clone()];
+        let r = build(&forged, &stores, GOOGLE_T);
+        // Trust view unchanged: a dead end, no anchor, incomplete, 1C3 unrelated.
+        let p = r.preferred_path().unwrap();
+        assert_eq!(p.end, PathEnd::IssuerMissing);
+        assert_eq!(p.certs.len(), 1);
+        assert!(r.anchor().is_none() && r.anchors.is_empty());
+        assert!(r.has(&ChainIssue::Incomplete));
+        assert!(r.has(&ChainIssue::Unrelated(1)));
+        assert!(r
+            .paths
+            .iter()
+            .all(|p| !p.sigs.contains(&SigStatus::Invalid)));
+        // Claimed view: leaf -x- 1C3 - GTS Root R1 (from the stores), the bad link marked.
+        let cl = r.claimed.as_ref().unwrap();
+        assert_eq!(cl.sigs.first(), Some(&SigStatus::Invalid));
+        assert!(cl.sigs.iter().skip(1).all(|s| *s == SigStatus::Valid));
+        assert_eq!(cl.end, PathEnd::Anchor);
+        assert_eq!(cl.certs[1].sha256, c[1].sha256);
+        assert!(cl.top().unwrap().subject.starts_with("CN=GTS Root R1,"));
+        let reached: Vec<_> = r.reached_cas().iter().map(|c| c.sha256).collect();
+        assert!(reached.contains(&c[1].sha256));
+        assert!(reached.contains(&cl.top().unwrap().sha256));
+        // Without any issuer at all there is nothing to claim.
+        let alone = build(std::slice::from_ref(&leaf), &TrustStores::empty(), GOOGLE_T);
+        assert!(alone.claimed.is_none());
+    }
+
+    #[test]
+    fn reached_cas_skips_known_ca_cross_sign_paths() {
+        // GTS Root R1 is an anchor; GlobalSign Root CA (which cross-signed it, and the server
+        // sends that cross-sign) is only a known CA here, like a distrusted root that cross-signed
+        // a current one (VeriSign G5 -> DigiCert Global Root G2).
+        let builtin = TrustStores::builtin();
+        let r1 = store_cert(&builtin, "CN=GTS Root R1,");
+        let gs = store_cert(&builtin, "CN=GlobalSign Root CA,");
+        let mut stores = TrustStores::empty();
+        assert!(stores.add_anchor(&r1.der, "test"));
+        assert!(stores.add_known_ca(&gs.der, "removed-ca"));
+        let c = google();
+        let r = build(&c, &stores, GOOGLE_T);
+        assert_eq!(r.anchor().unwrap().sha256, r1.sha256);
+        // Chain building does find the path to the known CA ...
+        assert!(r
+            .paths
+            .iter()
+            .any(|p| p.end == PathEnd::UntrustedRoot && p.top().unwrap().sha256 == gs.sha256));
+        // ... but no client builds it while R1 is trusted: not a CA this chain depends on.
+        let reached: Vec<_> = r.reached_cas().iter().map(|c| c.sha256).collect();
+        assert_eq!(reached, vec![c[1].sha256, r1.sha256]);
+        // With R1 gone, the known CA is the end of the preferred path and is reached.
+        let mut only_gs = TrustStores::empty();
+        only_gs.add_known_ca(&gs.der, "removed-ca");
+        let r = build(&c, &only_gs, GOOGLE_T);
+        let reached: Vec<_> = r.reached_cas().iter().map(|c| c.sha256).collect();
+        assert_eq!(reached, vec![c[1].sha256, c[2].sha256, gs.sha256]);
+    }
 }
