@@ -201,6 +201,27 @@ impl TrustStores {
         }
     }
 
+    /// Registers every certificate of a PEM buffer as a known CA tagged `tag` (see
+    /// [`add_known_ca`](Self::add_known_ca)); returns how many parsed. A certificate that is
+    /// already an anchor stays one and gains the tag. The built-in distrust history goes in with
+    /// `for (event, _role, pem) in rules::distrust_certs() { stores.add_known_ca_pem(pem.as_bytes(), event); }`.
+    pub fn add_known_ca_pem(&mut self, pem: &[u8], tag: &str) -> usize {
+        let mut n = 0;
+        for der in pem_ders(pem).into_iter().take(MAX_USER_ANCHORS) {
+            if self.add_known_ca(&der, tag) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Entries carrying `tag` (known CAs registered under it, anchors or not).
+    pub fn tagged<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = &'a TrustEntry> + 'a {
+        self.entries
+            .iter()
+            .filter(move |e| e.tags.iter().any(|t| t == tag))
+    }
+
     /// Adds every certificate of a PEM buffer as an anchor of `store`; returns how many parsed.
     pub fn add_pem_anchors(&mut self, pem: &[u8], store: &str) -> usize {
         let mut n = 0;
@@ -545,5 +566,66 @@ mod tests {
         assert_eq!(s.anchors().count(), 1);
         assert_eq!(s.entries()[0].tags, vec!["test-event"]);
         assert!(!s.add_known_ca(b"junk", "x"));
+    }
+
+    #[test]
+    fn known_ca_pem_keeps_anchor_status_and_adds_tags() {
+        let mut s = TrustStores::builtin();
+        let before = s.len();
+        let anchors_before = s.anchors().count();
+        // Two certificates: one already an anchor (from the Chrome bundle), one not.
+        let isrg = s
+            .anchors()
+            .find(|e| e.cert.subject.starts_with("CN=ISRG Root X1,"))
+            .map(|e| e.cert.der.clone())
+            .unwrap();
+        let other = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/x509/x509-generalizedtime.0.der"
+        ))
+        .unwrap();
+        let pem = |der: &[u8]| {
+            use std::fmt::Write;
+            let b64 = base64_encode(der);
+            let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+            for line in b64.as_bytes().chunks(64) {
+                let _ = writeln!(out, "{}", std::str::from_utf8(line).unwrap());
+            }
+            out.push_str("-----END CERTIFICATE-----\n");
+            out
+        };
+        let bundle = format!("{}{}# comment\n{}", pem(&isrg), pem(&other), pem(&isrg));
+        assert_eq!(s.add_known_ca_pem(bundle.as_bytes(), "ev-1"), 3);
+        assert_eq!(s.add_known_ca_pem(pem(&isrg).as_bytes(), "ev-2"), 1);
+        assert_eq!(s.len(), before + 1, "one new entry; the anchor is shared");
+        assert_eq!(s.anchors().count(), anchors_before, "no new anchor");
+        let e = s.get(&sha256(&isrg)).unwrap();
+        assert!(e.is_anchor());
+        assert!(e.stores.contains(&STORE_MOZILLA.to_string()));
+        assert_eq!(e.tags, vec!["ev-1", "ev-2"]);
+        let o = s.get(&sha256(&other)).unwrap();
+        assert!(!o.is_anchor());
+        assert_eq!(o.tags, vec!["ev-1"]);
+        assert_eq!(s.tagged("ev-1").count(), 2);
+        assert_eq!(s.tagged("ev-2").count(), 1);
+        assert_eq!(s.tagged("none").count(), 0);
+    }
+
+    /// Standard base64 with padding (test helper; the crate only decodes PEM).
+    fn base64_encode(data: &[u8]) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for ch in data.chunks(3) {
+            let b = [ch[0], *ch.get(1).unwrap_or(&0), *ch.get(2).unwrap_or(&0)];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+                if i <= ch.len() {
+                    out.push(T[((n >> shift) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
     }
 }
