@@ -676,12 +676,23 @@ fn shard_hasher() -> &'static ahash::RandomState {
 }
 
 /// Symmetric flow hash of a raw packet for sharding to workers: the same value for both
-/// directions of a TCP/UDP flow (innermost headers, through tunnels), and for IP fragments the
-/// same value for every fragment of an address pair. The seed is random per process (attackers
-/// choose 5-tuples) but fixed for the process's lifetime, so all workers agree. `None` when the
-/// frame does not decode to a flow.
+/// directions of a TCP/UDP flow (innermost headers, through tunnels). The seed is random per
+/// process (attackers choose 5-tuples) but fixed for the process's lifetime, so all workers agree.
+/// `None` when the frame does not decode to a flow.
+///
+/// An IP fragment hashes by its address pair only (later fragments carry no ports), which is NOT
+/// the hash of its flow's other packets, and for a fragmented tunnel packet not even the right
+/// address pair. A sharding dispatcher must therefore reassemble fragments itself and route the
+/// whole datagram by [`flow_hash_decoded`] of its payload (see `Engine::process_reassembled`),
+/// never send fragments to workers by this value.
 pub fn flow_hash(pkt: &RawPacket<'_>) -> Option<u64> {
-    let (a, b, pa, pb, proto) = match decode(pkt).ok()? {
+    flow_hash_decoded(&decode(pkt).ok()?)
+}
+
+/// [`flow_hash`] of a frame already decoded (or of a reassembled datagram's payload decoded with
+/// [`decode_ip_payload`]).
+pub fn flow_hash_decoded(d: &Decoded<'_>) -> Option<u64> {
+    let (a, b, pa, pb, proto) = match d {
         Decoded::Tcp(t) => (t.src, t.dst, t.sport, t.dport, 6u8),
         Decoded::Udp(u) => (u.src, u.dst, u.sport, u.dport, 17u8),
         Decoded::Fragment(f) => (f.src, f.dst, 0, 0, 0),

@@ -3,8 +3,15 @@
 //! Time is capture time only: "now" is the highest packet timestamp seen. Timeouts are swept on
 //! every packet, but each sweep only looks at the least recently used flow, the oldest closed
 //! flow and the oldest fragment datagram, so the cost is amortised O(1) per packet.
+//!
+//! A flow is stamped with "now" (not with its packet's own timestamp) when it is used, so the
+//! recency list stays sorted by stamp: a sweep retires exactly the flows unused for longer than the
+//! idle timeout, whatever else is in the table. A packet with an older timestamp (reordered
+//! capture, concatenated files) neither retires its own flow at once nor shields older flows
+//! behind it, and engines that share one clock (sharded analysis, see [`Engine::advance_clock`])
+//! retire the same flows at the same packet as a single engine would.
 use crate::decode::{self, tcpflag, Decoded, TcpSegment, UdpDatagram};
-use crate::defrag::{Defrag, FragResult};
+use crate::defrag::{Defrag, FragResult, Reassembled};
 use crate::flow::{FlowKey, FlowTable, Keyed};
 use crate::reassembly::{Event, Limits, TcpDir};
 use crate::stats::DecodeProblem;
@@ -141,24 +148,39 @@ impl<A: App> Engine<A> {
                 let r = self.defrag.add(self.now, &f);
                 self.sync_defrag();
                 if let FragResult::Complete(dg) = r {
-                    match decode::decode_ip_payload(
-                        dg.proto,
-                        dg.src,
-                        dg.dst,
-                        &dg.payload,
-                        dg.tunnels,
-                        dg.v6,
-                    ) {
-                        Ok(Decoded::Tcp(t)) => self.tcp(ts, &t),
-                        Ok(Decoded::Udp(u)) => self.udp(ts, &u),
-                        // A fragment inside a reassembled datagram (nested tunnel fragments)
-                        // is not reassembled a second time.
-                        Ok(Decoded::Fragment(_)) => self.stats.problem(DecodeProblem::Other),
-                        Ok(Decoded::Other) => self.stats.other_packets += 1,
-                        Err(p) => self.stats.problem(p),
-                    }
+                    self.reassembled(ts, &dg);
                 }
             }
+            Ok(Decoded::Other) => self.stats.other_packets += 1,
+            Err(p) => self.stats.problem(p),
+        }
+    }
+
+    /// Moves the clock to `ts_ns` (if later) and retires what timed out, as a packet with that
+    /// timestamp would. Sharded analysis calls it on every worker for every packet of the capture,
+    /// so all engines share one clock and time flows out at the same packet as a single engine.
+    pub fn advance_clock(&mut self, ts_ns: u64) {
+        self.now = self.now.max(ts_ns);
+        self.sweep();
+    }
+
+    /// Processes a datagram that a dispatcher reassembled from IP fragments, as [`Self::process`]
+    /// does after the last fragment arrived (the frames themselves were counted by the
+    /// dispatcher). Sharded analysis reassembles before choosing a worker: later fragments carry
+    /// no ports, so only the whole datagram can be routed to its flow's worker.
+    pub fn process_reassembled(&mut self, ts_ns: u64, dg: &Reassembled) {
+        self.now = self.now.max(ts_ns);
+        self.sweep();
+        self.reassembled(ts_ns, dg);
+    }
+
+    fn reassembled(&mut self, ts: u64, dg: &Reassembled) {
+        match decode::decode_ip_payload(dg.proto, dg.src, dg.dst, &dg.payload, dg.tunnels, dg.v6) {
+            Ok(Decoded::Tcp(t)) => self.tcp(ts, &t),
+            Ok(Decoded::Udp(u)) => self.udp(ts, &u),
+            // A fragment inside a reassembled datagram (nested tunnel fragments)
+            // is not reassembled a second time.
+            Ok(Decoded::Fragment(_)) => self.stats.problem(DecodeProblem::Other),
             Ok(Decoded::Other) => self.stats.other_packets += 1,
             Err(p) => self.stats.problem(p),
         }
@@ -280,14 +302,14 @@ impl<A: App> Engine<A> {
     }
 
     /// Makes room and inserts a new flow.
-    fn create(&mut self, key: FlowKey, ts: u64, flow: Flow<A::FlowState>) -> Option<u32> {
+    fn create(&mut self, key: FlowKey, flow: Flow<A::FlowState>) -> Option<u32> {
         if self.table.is_full() {
             if let Some((slot, _)) = self.table.oldest() {
                 self.end_flow(slot, EndReason::Evicted);
             }
         }
         self.stats.flows_created += 1;
-        self.table.insert(key, ts, flow)
+        self.table.insert(key, self.now, flow)
     }
 
     fn new_ctx(
@@ -315,7 +337,7 @@ impl<A: App> Engine<A> {
         let (key, src_is_lo) = FlowKey::new(17, u.src, u.sport, u.dst, u.dport);
         let slot = match self.table.find(&key) {
             Some(s) => {
-                self.table.touch(s, ts);
+                self.table.touch(s, self.now);
                 s
             }
             None => {
@@ -334,7 +356,7 @@ impl<A: App> Engine<A> {
                     bypass: false,
                     closing: false,
                 };
-                match self.create(key, ts, flow) {
+                match self.create(key, flow) {
                     Some(s) => s,
                     None => return,
                 }
@@ -369,7 +391,7 @@ impl<A: App> Engine<A> {
         let rst = t.has(tcpflag::RST);
         let mut slot = self.table.find(&key);
         if let Some(s) = slot {
-            self.table.touch(s, ts);
+            self.table.touch(s, self.now);
             // Port reuse: a pure SYN on a flow that closed, or with a different ISN.
             if syn && !ack {
                 let reused = self.table.get(s).is_some_and(|f| {
@@ -417,7 +439,7 @@ impl<A: App> Engine<A> {
                     bypass: false,
                     closing: false,
                 };
-                match self.create(key, ts, flow) {
+                match self.create(key, flow) {
                     Some(s) => s,
                     None => return,
                 }
@@ -514,5 +536,74 @@ mod size_tests {
         // Plus ~44 bytes in the hash index: ~210 bytes per idle tracked flow.
         assert!(node <= 168, "slab node {node} bytes");
         assert!(dir <= 40, "TCP direction {dir} bytes");
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    /// Records (source port, reason, time) of every flow that ends.
+    #[derive(Default)]
+    struct Ends(Vec<(u16, EndReason, u64)>);
+
+    impl App for Ends {
+        type FlowState = ();
+        fn on_stream(&mut self, _: &FlowCtx, _: &mut (), _: Dir, _: u64, _: &[u8]) -> Verdict {
+            Verdict::Continue
+        }
+        fn on_datagram(&mut self, _: &FlowCtx, _: &mut (), _: Dir, _: u64, _: &[u8]) -> Verdict {
+            Verdict::Continue
+        }
+        fn on_flow_end(&mut self, ctx: &FlowCtx, _: (), ts: u64, reason: EndReason) {
+            self.0.push((ctx.orig.1, reason, ts));
+        }
+    }
+
+    fn udp(sport: u16) -> Vec<u8> {
+        let mut v = vec![
+            0x45, 0, 0, 29, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ];
+        v.extend_from_slice(&sport.to_be_bytes());
+        v.extend_from_slice(&[0, 53, 0, 9, 0, 0, b'q']);
+        v
+    }
+
+    fn feed(e: &mut Engine<Ends>, ts: u64, sport: u16) {
+        let d = udp(sport);
+        e.process(&RawPacket {
+            ts_ns: ts,
+            linktype: crate::decode::linktype::RAW,
+            data: &d,
+            orig_len: d.len() as u32,
+        });
+    }
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn older_timestamps_are_stamped_with_the_clock() {
+        let cfg = EngineConfig {
+            idle_timeout_ns: 10 * S,
+            ..EngineConfig::default()
+        };
+        let mut e = Engine::new(cfg, Ends::default());
+        feed(&mut e, 100 * S, 1);
+        // A second file that starts earlier: its flow lives as long as the clock says.
+        feed(&mut e, 5 * S, 2);
+        feed(&mut e, 6 * S, 2);
+        feed(&mut e, 105 * S, 3);
+        assert!(e.app.0.is_empty(), "{:?}", e.app.0);
+        // 11 s after flows 1 and 2 were last used: both idle, flow 3 not.
+        e.advance_clock(111 * S);
+        assert_eq!(
+            e.app.0,
+            vec![
+                (1, EndReason::IdleTimeout, 111 * S),
+                (2, EndReason::IdleTimeout, 111 * S)
+            ]
+        );
+        e.advance_clock(116 * S);
+        assert_eq!(e.app.0.len(), 3);
     }
 }
