@@ -34,6 +34,13 @@ Program level (programs.<p>):
   * an unknown date (null) while the program did act: the earliest dated program of the same
     event is borrowed (date_basis says so); if none, the event year's first instant.
   * mechanism starting with "no " (no action found): the program gets no entry.
+  * `announced` (start of the `pending` window) only where the data dates the decision before it
+    took effect, the earliest of: a later stage of a staged plan (`stages`, or grandfathering
+    followed by full distrust) is announced by the plan's first stage; an explicit
+    "announcement of/on YYYY-MM-DD" in the program's date_basis/note/announcement text; an
+    event summary "<Program> ... (announced YYYY-MM-DD)" for that program; an NSS
+    distrust-after value set by a commit that landed before it (announced = commit). Only when
+    strictly before `removed`; otherwise no window (most events: the data has no such date).
 Scope: chrome -> certificates with a Chromium marker (blocklist, kSymantecRoots, v17
   constraints, dropped from the Chrome Root Store), or all non-exception certificates when none
   has a marker; mozilla -> all non-exception certificates, or those named by cutoff.applies_to;
@@ -139,6 +146,32 @@ def borrowed_date(ev, pname):
     return start, "year", "%s date not in data; first instant of the event year" % pname
 
 
+ANNOUNCE_TEXT = re.compile(r"announce\w*\s+(?:of\s+|on\s+)?(\d{4}-\d{2}-\d{2})")
+ANNOUNCE_SUMMARY = re.compile(r"\b(Chrome|Mozilla|Apple)\b[^()]*\(announced (\d{4}-\d{2}-\d{2})\)")
+
+
+def explicit_announcement(ev, pname):
+    """(instant, basis) of the earliest announcement date the data states for a program."""
+    p = ev["programs"].get(pname) or {}
+    found = []
+    for key in ("date_basis", "note", "announcement"):
+        for m in ANNOUNCE_TEXT.finditer(str(p.get(key) or "")):
+            found.append((parse_period(m.group(1))[0], "programs.%s.%s: announcement of %s" % (pname, key, m.group(1))))
+    for m in ANNOUNCE_SUMMARY.finditer(ev.get("summary") or ""):
+        if m.group(1).lower() == pname:
+            found.append((parse_period(m.group(2))[0], "summary: %s announced %s" % (m.group(1), m.group(2))))
+    return min(found) if found else None
+
+
+def announce(e, when, basis):
+    """Set e["announced"] to `when` if it opens a window before `removed` and is earlier."""
+    if when is None or when >= e["removed"]:
+        return
+    if "announced" not in e or when < e["announced"]:
+        e["announced"] = when
+        e["date_basis"] += "; announced: " + basis
+
+
 def entry(ev, program, stage, cas, removed, prec, basis, mech, verified, exempt, **cut):
     e = {
         "id": ev["id"],
@@ -178,6 +211,11 @@ def program_entries(ev, pname, scope, exempt):
                 i, st.get("chrome_version"), st.get("stable_date"), st.get("rule"))
             out.append(entry(ev, pname, "stage-%d" % i, scope, got[0], got[1], basis,
                              mech, st.get("verified", False), exempt, issued_before=ib))
+        first = min(out, key=lambda e: e["removed"]) if out else None
+        for e in out:
+            if e is not first:
+                announce(e, first["removed"], "no later than %s (first stage of the same plan)" % utc(first["removed"]))
+        add_explicit_announcement(ev, pname, out)
         return out
     cut = p.get("cutoff") or p.get("grandfathering_cutoff")
     date = program_date(ev, pname)
@@ -195,8 +233,10 @@ def program_entries(ev, pname, scope, exempt):
             out.append(entry(ev, pname, "grandfathered", scope, ci, "second",
                              "cut-off; the grandfathering release date is not in data",
                              mech, cverified, exempt, **{kind: ci}))
-            out.append(entry(ev, pname, "full", scope, date[0], date[1], date[2], mech,
-                             verified, exempt))
+            full = entry(ev, pname, "full", scope, date[0], date[1], date[2], mech,
+                         verified, exempt)
+            announce(full, ci, "no later than %s (grandfathering stage of the same plan)" % utc(ci))
+            out.append(full)
         else:
             out.append(entry(ev, pname, "grandfathered", scope, max(date[0], ci),
                              "second" if ci >= date[0] else date[1], date[2], mech,
@@ -204,7 +244,15 @@ def program_entries(ev, pname, scope, exempt):
     else:
         out.append(entry(ev, pname, "full", scope, date[0], date[1], date[2], mech, verified,
                          exempt))
+    add_explicit_announcement(ev, pname, out)
     return out
+
+
+def add_explicit_announcement(ev, pname, entries):
+    got = explicit_announcement(ev, pname)
+    if got:
+        for e in entries:
+            announce(e, got[0], got[1])
 
 
 def nss_entries(ev, c):
@@ -224,9 +272,11 @@ def nss_entries(ev, c):
     if sda:
         cut = parse_instant(sda)
         removed = max(parse_instant(sda_commit), cut)
-        out.append(entry(ev, "mozilla", "nss-distrust-after", cas, removed, "second",
-                         "CKA_NSS_SERVER_DISTRUST_AFTER %s set by NSS commit of %s" % (sda, sda_commit),
-                         mech, True, [], issued_after=cut))
+        e = entry(ev, "mozilla", "nss-distrust-after", cas, removed, "second",
+                  "CKA_NSS_SERVER_DISTRUST_AFTER %s set by NSS commit of %s" % (sda, sda_commit),
+                  mech, True, [], issued_after=cut)
+        announce(e, parse_instant(sda_commit), "NSS commit of %s (distrust-after set in advance)" % sda_commit)
+        out.append(e)
     # untrusted period lasting to the end of the history
     start = None
     for h in hist:
@@ -286,6 +336,8 @@ def event_entries(ev):
         if e["date_basis"] not in g["date_basis"]:
             g["date_basis"] += "; " + e["date_basis"]
         g["verified"] = g["verified"] and e["verified"]
+        if "announced" in e and ("announced" not in g or e["announced"] < g["announced"]):
+            g["announced"] = e["announced"]
     merged = [groups[k] for k in order]
     return merged
 
@@ -330,6 +382,8 @@ def render(ev, src_note):
         for k in ("id", "name", "program", "stage", "mechanism", "date_basis", "date_precision", "verified"):
             v = e[k]
             L.append("%s = %s" % (k, "true" if v is True else "false" if v is False else q(v)))
+        if "announced" in e:
+            L.append("announced = %s" % q(utc(e["announced"])))
         L.append("removed = %s" % q(utc(e["removed"])))
         for k in ("issued_after", "issued_before", "sct_after"):
             if k in e:

@@ -3,7 +3,7 @@
 use rules::time::parse_rfc3339;
 use rules::{
     distrust_certs, distrust_events, AnchorFacts, CertFacts, DistrustPolicy, HandshakeFacts,
-    Outcome, Program, RuleSet, CODE_RESIDUAL_USE, CODE_STALE_TRUST,
+    Outcome, Program, RuleSet, CODE_PENDING, CODE_RESIDUAL_USE, CODE_STALE_TRUST,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -290,9 +290,15 @@ fn symantec_chrome_vs_mozilla_vs_strict_and_exceptions() {
         2
     );
     assert!(codes(&chrome, "2018-04-16T23:59:59Z", &old, &anchors).is_empty());
-    // A 2017 leaf survives stage 1, falls in stage 2 (Chrome 70, 2018-10).
+    // A 2017 leaf survives stage 1, falls in stage 2 (Chrome 70, 2018-10); stage 1 shipped the
+    // plan, so between the two stages it is pending (nothing before stage 1).
     let newer = [leaf("2017-01-01T00:00:00Z", None)];
-    assert!(codes(&chrome, "2018-06-01T00:00:00Z", &newer, &anchors).is_empty());
+    assert_eq!(
+        codes(&chrome, "2018-06-01T00:00:00Z", &newer, &anchors),
+        vec![(CODE_PENDING, "symantec-2018".to_string())]
+    );
+    assert!(codes(&chrome, "2018-04-16T23:59:59Z", &newer, &anchors).is_empty());
+    assert!(codes(&mozilla, "2018-06-01T00:00:00Z", &newer, &anchors).is_empty());
     assert_eq!(
         codes(&chrome, "2018-11-01T00:00:00Z", &newer, &anchors).len(),
         2
@@ -347,4 +353,111 @@ fn chunghwa_mozilla_only_epki() {
         codes(&chrome, "2025-10-01T00:00:00Z", &late, &anchors).len(),
         2
     );
+}
+
+/// Every `announced` in the built-in history, by (event, program): only where the data dates the
+/// decision before it took effect (generate.py docstring), and always before `removed`.
+#[test]
+fn announcements_come_from_the_data() {
+    let mut got = BTreeMap::new();
+    for ev in distrust_events().unwrap() {
+        for r in &ev.removals {
+            if let Some(a) = r.announced {
+                assert!(a < r.removed, "{} {:?}", r.id, r.stage);
+                got.insert(
+                    (
+                        r.id.clone(),
+                        r.program.unwrap(),
+                        r.stage.clone().unwrap_or_default(),
+                    ),
+                    rules::time::format_rfc3339(a),
+                );
+            }
+        }
+    }
+    let want: BTreeMap<(String, Program, String), String> = [
+        // summary: "Chrome Root Program distrust (announced 2025-05-30)"
+        (
+            "chunghwa-netlock-2025",
+            Program::Chrome,
+            "grandfathered",
+            "2025-05-30T00:00:00Z",
+        ),
+        // full removal announced by the grandfathering stage of the same plan
+        (
+            "cnnic-2015",
+            Program::Mozilla,
+            "full",
+            "2015-04-01T23:59:59Z",
+        ),
+        (
+            "wosign-startcom-2016",
+            Program::Chrome,
+            "full",
+            "2016-10-21T00:00:00Z",
+        ),
+        (
+            "wosign-startcom-2016",
+            Program::Mozilla,
+            "full",
+            "2016-10-21T23:59:59Z",
+        ),
+        // NSS commit of 2024-11-15 set distrust-after 2024-11-30T23:59:59Z
+        (
+            "entrust-2024",
+            Program::Mozilla,
+            "grandfathered+nss-distrust-after",
+            "2024-11-15T19:35:18Z",
+        ),
+        // Chrome 70 stage announced by the Chrome 66 stage
+        (
+            "symantec-2018",
+            Program::Chrome,
+            "stage-2",
+            "2018-04-17T00:00:00Z",
+        ),
+    ]
+    .into_iter()
+    .map(|(id, p, st, a)| ((id.to_string(), p, st.to_string()), a.to_string()))
+    .collect();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn pending_windows_of_the_history() {
+    let (sha, spki, subj) = cert("chunghwa-netlock-2025", "f015ce3c"); // HiPKI Root CA - G1
+    let anchors = [AnchorFacts {
+        sha256: &sha,
+        spki_sha256: &spki,
+        subject: &subj,
+    }];
+    let chrome = RuleSet::builtin(DistrustPolicy::Chrome).unwrap();
+    let strict = RuleSet::builtin(DistrustPolicy::Strict).unwrap();
+    let mozilla = RuleSet::builtin(DistrustPolicy::Mozilla).unwrap();
+    let old = [leaf("2025-01-01T00:00:00Z", Some("2025-01-01T00:00:00Z"))];
+    let pending = vec![(CODE_PENDING, "chunghwa-netlock-2025".to_string())];
+    assert!(codes(&chrome, "2025-05-29T23:59:59Z", &old, &anchors).is_empty());
+    for set in [&chrome, &strict] {
+        assert_eq!(codes(set, "2025-05-30T00:00:00Z", &old, &anchors), pending);
+        assert_eq!(codes(set, "2025-07-31T23:59:59Z", &old, &anchors), pending);
+        // from removal on, the 2025-01 SCT grandfathers the leaf
+        assert!(codes(set, "2025-08-01T00:00:00Z", &old, &anchors).is_empty());
+    }
+    assert!(codes(&mozilla, "2025-06-01T00:00:00Z", &old, &anchors).is_empty());
+
+    // Entrust under Mozilla: pending from the NSS commit to the distrust-after value.
+    let (sha, spki, subj) = cert("entrust-2024", "73c17643");
+    let anchors = [AnchorFacts {
+        sha256: &sha,
+        spki_sha256: &spki,
+        subject: &subj,
+    }];
+    let early = [leaf("2024-10-01T00:00:00Z", Some("2024-10-01T00:00:00Z"))];
+    let pending = vec![(CODE_PENDING, "entrust-2024".to_string())];
+    assert!(codes(&mozilla, "2024-11-15T19:35:17Z", &early, &anchors).is_empty());
+    assert_eq!(
+        codes(&mozilla, "2024-11-15T19:35:18Z", &early, &anchors),
+        pending
+    );
+    assert!(codes(&mozilla, "2024-12-01T00:00:00Z", &early, &anchors).is_empty());
 }
