@@ -407,6 +407,38 @@ impl Enricher {
             }
             cas = self.dependency_cas(r);
         }
+
+        // An mTLS client certificate through a removed CA is a residual use (or pending) too;
+        // the server's acceptance is not read, so no stale_trust/failure on this side.
+        let client_presented: Vec<Arc<CertInfo>> = h
+            .client_chain
+            .as_ref()
+            .map(|c| c.iter().map(|r| r.info.clone()).collect())
+            .unwrap_or_default();
+        if !client_presented.is_empty() {
+            let r = self.build(&client_presented, instant);
+            out.extra.client_anchor = r.anchor().map(anchor_json);
+            let removal =
+                self.removal_findings(&r, &client_presented, instant, rules::Outcome::Unknown);
+            for f in removal {
+                let ident = (
+                    f.code,
+                    f.rule_id.clone(),
+                    h.client.0,
+                    f.cert_sha256.clone(),
+                    f.ca_sha256.clone(),
+                    "client-cert",
+                );
+                if !self.admit(&ident, ts) {
+                    self.stats.findings_suppressed += 1;
+                    continue;
+                }
+                let mut fj = removal_json(&f);
+                fj["side"] = json!("client");
+                fj["message"] = json!(format!("client certificate: {}", f.message));
+                out.findings.push(finding_event(h, f.severity, fj, instant));
+            }
+        }
         self.stats.findings += out.findings.len() as u64;
 
         let client_auth_ca_names = h

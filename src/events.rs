@@ -162,6 +162,8 @@ pub struct Enrichment {
     /// `trustmap.anchor` (preferred path) and `trustmap.anchors` (every anchor reached).
     pub anchor: Option<Value>,
     pub anchors: Vec<Value>,
+    /// `trustmap.client_anchor`: the anchor of an mTLS client chain.
+    pub client_anchor: Option<Value>,
     /// Structural problems chain building found (`incomplete`, `misordered`, ...).
     pub chain_issues: Vec<Value>,
     /// Segment names from the rules (CIDR / SNI).
@@ -242,6 +244,9 @@ pub fn tls_event(h: &Handshake, extra: &Enrichment) -> Value {
     tm.insert("anchor".into(), extra.anchor.clone().unwrap_or(Value::Null));
     if !extra.anchors.is_empty() {
         tm.insert("anchors".into(), Value::Array(extra.anchors.clone()));
+    }
+    if let Some(a) = &extra.client_anchor {
+        tm.insert("client_anchor".into(), a.clone());
     }
     if !extra.chain_issues.is_empty() {
         tm.insert(

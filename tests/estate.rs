@@ -88,11 +88,18 @@ fn dataset(v: &Value) -> &str {
     v["event"]["dataset"].as_str().unwrap_or("")
 }
 
-/// (client ip, server ip, code) of every ca_removal finding.
-fn removal_findings(events: &[Value]) -> BTreeMap<(String, String, String), usize> {
+/// (client ip, server ip, code) of every ca_removal finding about the server's chain
+/// (`side = "client"` selects the ones about mTLS client certificates instead).
+fn removal_findings_side(
+    events: &[Value],
+    client_side: bool,
+) -> BTreeMap<(String, String, String), usize> {
     let mut m = BTreeMap::new();
     for v in events.iter().filter(|v| dataset(v) == "trustmap.finding") {
         let f = &v["trustmap"]["finding"];
+        if (f["side"] == "client") != client_side {
+            continue;
+        }
         let code = f["code"].as_str().unwrap_or("").to_string();
         if !code.starts_with("ca_removal.") {
             continue;
@@ -104,6 +111,32 @@ fn removal_findings(events: &[Value]) -> BTreeMap<(String, String, String), usiz
             code,
         ))
         .or_insert(0) += 1;
+    }
+    m
+}
+
+fn removal_findings(events: &[Value]) -> BTreeMap<(String, String, String), usize> {
+    removal_findings_side(events, false)
+}
+
+/// Handshakes whose mTLS client chain goes through the OLD intermediate.
+fn old_client_certs(exp: &Value) -> BTreeMap<(String, String, String), usize> {
+    let old_int = exp["intermediates"]["old"]
+        .as_str()
+        .expect("old intermediate");
+    let mut m = BTreeMap::new();
+    for h in exp["handshakes"].as_array().expect("handshakes") {
+        let through_old = h["client_chain"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|x| x == old_int));
+        if through_old {
+            *m.entry((
+                h["client"]["ip"].as_str().unwrap_or("").to_string(),
+                h["server"]["ip"].as_str().unwrap_or("").to_string(),
+                "ca_removal.residual_use".to_string(),
+            ))
+            .or_insert(0) += 1;
+        }
     }
     m
 }
@@ -231,11 +264,12 @@ fn estate_findings_after_removal() {
         .unwrap_or_default();
     assert_eq!(kinds, ["heuristic.probable_appliance"]);
 
-    // Migrated services raise no finding at all.
+    // Migrated services raise no finding about their own chain.
     for s in srv.values().filter(|s| s["chains_to"] == "new") {
         let n = events
             .iter()
             .filter(|v| dataset(v) == "trustmap.finding" && v["destination"]["ip"] == s["ip"])
+            .filter(|v| v["trustmap"]["finding"]["side"] != "client")
             .count();
         assert_eq!(n, 0, "findings on migrated {}", s["name"]);
     }
@@ -265,6 +299,18 @@ fn estate_before_and_during_transition() {
         .map(|(ip, _)| ip)
         .collect();
     assert_eq!(servers_pending, want);
+    let pending_clients: BTreeSet<(String, String)> = removal_findings_side(&ev, true)
+        .into_keys()
+        .map(|(c, s, code)| {
+            assert_eq!(code, "ca_removal.pending");
+            (c, s)
+        })
+        .collect();
+    let want_clients: BTreeSet<(String, String)> = old_client_certs(&exp)
+        .into_keys()
+        .map(|(c, s, _)| (c, s))
+        .collect();
+    assert_eq!(pending_clients, want_clients);
 }
 
 #[test]
