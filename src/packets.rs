@@ -1,11 +1,25 @@
 //! Packets to analyzer outputs: reads the inputs, runs the capture engine and the TLS analyzer, and
 //! hands every [`Output`] (new certificate, finished handshake) to the caller in a deterministic
 //! order. Everything downstream (chain building, findings, events, inventory) lives in `pipeline`.
+//!
+//! With `workers > 1` (see [`parallel`]) packets are sharded by flow over several engines; the
+//! outputs are put back in the one order of [`order`], so the result is the same as with one
+//! worker (byte-identical events), except when a table limit is reached: each worker has
+//! `max_flows / workers` flow slots, so LRU eviction (a full table) can pick different flows.
 
-use std::path::PathBuf;
+mod instr;
+mod order;
+mod parallel;
+
+use std::path::{Path, PathBuf};
 
 use analyzer::{Analyzer, AnalyzerConfig, Output};
 use capture::{Engine, EngineConfig, Stats};
+
+pub use instr::Instrumentation;
+
+use instr::Sampler;
+use order::Emitter;
 
 /// What to read and how.
 #[derive(Debug, Clone)]
@@ -23,6 +37,15 @@ pub struct PacketSummary {
     pub capture: Stats,
     pub files: u64,
     pub truncated_files: Vec<String>,
+    pub instr: Instrumentation,
+}
+
+impl PacketSummary {
+    /// Instrumentation lines for the end-of-run summary: counters, then p50/p90/p99/max of the
+    /// sampled per-packet processing time and of the handshake latency (capture time).
+    pub fn instrumentation_text(&self) -> String {
+        self.instr.text(&self.capture)
+    }
 }
 
 /// Reads every input, in order, as one continuous capture, and calls `on_output` for each output.
@@ -31,43 +54,83 @@ pub fn run(
     opts: &PacketOptions,
     on_output: &mut dyn FnMut(Output) -> Result<(), String>,
 ) -> Result<PacketSummary, String> {
+    if opts.workers > 1 {
+        parallel::run(opts, on_output)
+    } else {
+        serial(opts, on_output)
+    }
+}
+
+/// Records how one input ended.
+fn file_done(
+    sum: &mut PacketSummary,
+    path: &Path,
+    res: Result<capture::source::SourceSummary, capture::source::SourceError>,
+) -> Result<(), String> {
+    match res {
+        Ok(s) => {
+            sum.files += 1;
+            if s.truncated || s.error.is_some() {
+                sum.truncated_files.push(format!(
+                    "{}: {}",
+                    path.display(),
+                    s.error.as_deref().unwrap_or("truncated")
+                ));
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// One engine on the calling thread. Each packet: clock tick (sweep outputs, canonical order),
+/// then the packet itself; the same steps as a parallel worker, so both give the same order.
+fn serial(
+    opts: &PacketOptions,
+    on_output: &mut dyn FnMut(Output) -> Result<(), String>,
+) -> Result<PacketSummary, String> {
     let mut sum = PacketSummary::default();
     let mut engine = Engine::new(opts.engine.clone(), Analyzer::new(opts.analyzer.clone()));
+    let mut em = Emitter::new(on_output);
+    let mut sampler = Sampler::default();
+    let mut sweep: Vec<Output> = Vec::new();
     let mut err: Option<String> = None;
     for path in &opts.inputs {
         let res = capture::source::read_file(path, &mut |pkt| {
             if err.is_some() {
                 return;
             }
+            let t0 = sampler.start();
+            if pkt.ts_ns > engine.now() {
+                engine.advance_clock(pkt.ts_ns);
+                sweep.append(&mut engine.app.out);
+            }
             engine.process(pkt);
-            for o in engine.app.out.drain(..) {
-                if let Err(e) = on_output(o) {
-                    err = Some(e);
-                    break;
+            sampler.stop(t0);
+            let r = if sweep.is_empty() {
+                Ok(())
+            } else {
+                em.emit_sweep(&mut sweep)
+            };
+            let r = r.and_then(|()| {
+                for o in engine.app.out.drain(..) {
+                    em.emit(o)?;
                 }
+                Ok(())
+            });
+            if let Err(e) = r {
+                err = Some(e);
             }
         });
         if let Some(e) = err.take() {
             return Err(e);
         }
-        match res {
-            Ok(s) => {
-                sum.files += 1;
-                if s.truncated || s.error.is_some() {
-                    sum.truncated_files.push(format!(
-                        "{}: {}",
-                        path.display(),
-                        s.error.as_deref().unwrap_or("truncated")
-                    ));
-                }
-            }
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        }
+        file_done(&mut sum, path, res)?;
     }
     let (mut app, stats) = engine.finish();
-    for o in app.out.drain(..) {
-        on_output(o)?;
-    }
+    em.emit_sweep(&mut app.out)?;
     sum.capture = stats;
+    em.instr.packet_ns.merge(&sampler.hist);
+    sum.instr = em.instr;
     Ok(sum)
 }

@@ -33,6 +33,7 @@ pub struct RunSummary {
     pub unique_certs: u64,
     pub cert_parse_errors: u64,
     pub events: u64,
+    pub instrumentation: String,
     pub enrich: EnrichStats,
 }
 
@@ -135,6 +136,7 @@ pub fn analyze(opts: &AnalyzeOptions, stages: &mut Stages<'_>) -> Result<RunSumm
         inv.flush().map_err(|e| format!("inventory: {e}"))?;
     }
     sum.enrich = stages.enricher.stats.clone();
+    sum.instrumentation = ps.instrumentation_text();
     sum.capture = ps.capture;
     sum.files = ps.files;
     sum.truncated_files = ps.truncated_files;
@@ -198,6 +200,7 @@ pub fn summary_text(s: &RunSummary) -> String {
         "  chains built {} (cache hits {}), anchored {}, findings {} (suppressed repeats {})",
         e.chains_built, e.chain_cache_hits, e.anchored, e.findings, e.findings_suppressed
     );
+    t.push_str(&s.instrumentation);
     for f in &s.truncated_files {
         let _ = writeln!(t, "  input ended early: {f}");
     }
