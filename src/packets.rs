@@ -134,3 +134,48 @@ fn serial(
     sum.instr = em.instr;
     Ok(sum)
 }
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+
+    /// The packet stage alone (no event stage), `--workers 1` and `2` alternating, 3 runs each:
+    /// `TRUSTMAP_BENCH_PCAP=/tmp/x.pcap cargo test --release --all-features --bin trustmap
+    /// packet_stage_throughput -- --ignored --nocapture`
+    #[test]
+    #[ignore = "benchmark: needs TRUSTMAP_BENCH_PCAP"]
+    fn packet_stage_throughput() {
+        let Some(path) = std::env::var_os("TRUSTMAP_BENCH_PCAP") else {
+            eprintln!("set TRUSTMAP_BENCH_PCAP");
+            return;
+        };
+        let workers: Vec<usize> = std::env::var("TRUSTMAP_BENCH_WORKERS")
+            .ok()
+            .map(|s| s.split(',').filter_map(|w| w.parse().ok()).collect())
+            .unwrap_or_else(|| vec![1, 2]);
+        for round in 0..3 {
+            for &n in &workers {
+                let opts = PacketOptions {
+                    inputs: vec![PathBuf::from(&path)],
+                    engine: EngineConfig::default(),
+                    analyzer: AnalyzerConfig::default(),
+                    workers: n,
+                };
+                let mut outs = 0u64;
+                let t = std::time::Instant::now();
+                let s = run(&opts, &mut |_| {
+                    outs += 1;
+                    Ok(())
+                });
+                let secs = t.elapsed().as_secs_f64();
+                let s = s.unwrap_or_default();
+                eprintln!(
+                    "round {round} workers {n}: {secs:.3} s, {} packets ({:.2} Mpps, {:.2} Gbit/s), {outs} outputs",
+                    s.capture.packets,
+                    s.capture.packets as f64 / secs / 1e6,
+                    s.capture.bytes as f64 * 8.0 / secs / 1e9
+                );
+            }
+        }
+    }
+}
