@@ -68,12 +68,30 @@ fn check_all_n(what: &str, files: &[PathBuf]) -> Vec<u8> {
     base
 }
 
+/// Summary lines that do not depend on the number of workers.
+fn same_counters(summary: &str) -> Vec<&str> {
+    let v: Vec<&str> = summary
+        .lines()
+        .filter(|l| !l.starts_with("  packet stage:") && !l.starts_with("  per-packet time"))
+        .collect();
+    assert!(
+        v.iter().any(|l| l.contains("handshake latency")),
+        "{summary}"
+    );
+    v
+}
+
 #[test]
 fn whole_corpus_in_one_run_is_identical_for_1_to_4_workers() {
     let mut files = pcaps("pcaps/zeek");
     files.extend(pcaps("pcaps/cases"));
     assert!(files.len() > 100);
     check_all_n("all pcaps", &files);
+    // The summary's counters (capture, reassembly, chains, handshake latency) are the same too:
+    // only the worker count, the cross-worker duplicates and the wall-clock timings differ.
+    let (_, one) = run(1, &files, false);
+    let (_, three) = run(3, &files, false);
+    assert_eq!(same_counters(&three), same_counters(&one));
     // The order of the inputs changes the clock's history: reversed, still identical.
     files.reverse();
     check_all_n("all pcaps reversed", &files);
@@ -185,6 +203,8 @@ fn fragmented_captures_are_identical_for_1_to_4_workers_and_to_the_original() {
     assert_same("fragmented vs original", &base, &want);
     // The fragments were reassembled (by the reader with several workers).
     let (_, summary) = run(2, &frag, false);
+    let (_, one) = run(1, &frag, false);
+    assert_eq!(same_counters(&summary), same_counters(&one));
     let line = summary
         .lines()
         .find(|l| l.contains("ip fragments"))
