@@ -289,7 +289,7 @@ fn estate_before_and_during_transition() {
     let ev = analyze(&d.join("b.db"), Some("2026-09-01T00:00:00Z"));
     let got = removal_findings(&ev);
     let mut servers_pending = BTreeSet::new();
-    for ((_, sip, code), _) in &got {
+    for (_, sip, code) in got.keys() {
         assert_eq!(code, "ca_removal.pending");
         servers_pending.insert(sip.clone());
     }
