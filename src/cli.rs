@@ -178,12 +178,13 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn open_events(p: &Option<PathBuf>) -> std::io::Result<Option<Box<dyn Write>>> {
+fn open_events(p: &Option<PathBuf>) -> std::io::Result<Option<Box<dyn Write + Send>>> {
     Ok(match p {
         None => None,
-        Some(p) if p.as_os_str() == "-" => {
-            Some(Box::new(std::io::BufWriter::new(std::io::stdout().lock())))
-        }
+        Some(p) if p.as_os_str() == "-" => Some(Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            std::io::stdout(),
+        ))),
         Some(p) => Some(Box::new(std::io::BufWriter::with_capacity(
             1 << 16,
             std::fs::File::create(p)?,
@@ -276,8 +277,8 @@ fn analyze_inner(a: AnalyzeArgs) -> Result<(), Fail> {
     };
     ecfg.policy.expiring_within_secs = a.expiring_days.saturating_mul(86_400);
     let mut enricher = Enricher::new(stores, rules, ecfg);
-    let mut inv =
-        Inventory::open(&a.db).map_err(|e| runtime(format!("inventory {}: {e}", a.db)))?;
+    let inv = Inventory::open(&a.db).map_err(|e| runtime(format!("inventory {}: {e}", a.db)))?;
+    let mut inv = pipeline::InventoryWriter::spawn(inv).map_err(runtime)?;
     let out =
         open_events(&a.events).map_err(|e| runtime(format!("cannot open events output: {e}")))?;
     let mut sink = EventSink::new(out);

@@ -587,12 +587,13 @@ impl Inventory {
         }
         let row: Option<(i64, String)> = self
             .conn
-            .query_row(
+            .prepare_cached(
                 "SELECT last_chain_seen, last_chain FROM endpoint WHERE ip=?1 AND port=?2
                  AND last_chain IS NOT NULL ORDER BY last_chain_seen DESC LIMIT 1",
-                params![key.0.to_string(), key.1],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            )?
+            .query_row(params![key.0.to_string(), key.1], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         let found = row.and_then(|(t, c)| {
             let v: Vec<String> = serde_json::from_str(&c).ok()?;

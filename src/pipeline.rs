@@ -8,7 +8,7 @@ use capture::{EngineConfig, Stats};
 
 use crate::enrich::{EnrichStats, Enricher};
 use crate::events;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Observation};
 use crate::packets::{self, PacketOptions};
 
 /// What `trustmap analyze` was asked to do.
@@ -37,36 +37,151 @@ pub struct RunSummary {
     pub enrich: EnrichStats,
 }
 
-/// Writes NDJSON events, one per line, and counts what it wrote.
+/// Items handed to a stage thread per channel message.
+const BATCH: usize = 64;
+/// Batches in flight per stage thread (bounded memory; the producer waits when the stage lags).
+const BATCHES_IN_FLIGHT: usize = 64;
+
+/// Writes NDJSON events, one per line, on a thread of its own (serialisation and I/O overlap
+/// with analysis).
 pub struct EventSink {
-    out: Option<Box<dyn Write>>,
-    line: Vec<u8>,
+    tx: Option<crossbeam_channel::Sender<Vec<serde_json::Value>>>,
+    batch: Vec<serde_json::Value>,
+    handle: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl EventSink {
-    pub fn new(out: Option<Box<dyn Write>>) -> Self {
-        EventSink {
-            out,
-            line: Vec::with_capacity(4096),
+    pub fn new(out: Option<Box<dyn Write + Send>>) -> Self {
+        let Some(mut w) = out else {
+            return EventSink {
+                tx: None,
+                batch: Vec::new(),
+                handle: None,
+            };
+        };
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<serde_json::Value>>(BATCHES_IN_FLIGHT);
+        let handle = std::thread::Builder::new()
+            .name("trustmap-events".into())
+            .spawn(move || {
+                let mut line = Vec::with_capacity(8192);
+                for batch in rx {
+                    for v in batch {
+                        line.clear();
+                        serde_json::to_writer(&mut line, &v)?;
+                        line.push(b'\n');
+                        w.write_all(&line)?;
+                    }
+                }
+                w.flush()
+            });
+        match handle {
+            Ok(h) => EventSink {
+                tx: Some(tx),
+                batch: Vec::with_capacity(BATCH),
+                handle: Some(h),
+            },
+            Err(_) => EventSink {
+                tx: None,
+                batch: Vec::new(),
+                handle: None,
+            },
         }
     }
 
-    pub fn emit(&mut self, v: &serde_json::Value, sum: &mut RunSummary) -> std::io::Result<()> {
+    /// The writer thread ended early: its error.
+    fn writer_error(&mut self) -> std::io::Error {
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(Err(e))) => e,
+            _ => std::io::Error::other("event writer stopped"),
+        }
+    }
+
+    pub fn emit(&mut self, v: serde_json::Value, sum: &mut RunSummary) -> std::io::Result<()> {
         sum.events += 1;
-        if let Some(w) = self.out.as_mut() {
-            self.line.clear();
-            serde_json::to_writer(&mut self.line, v)?;
-            self.line.push(b'\n');
-            w.write_all(&self.line)?;
+        let Some(tx) = &self.tx else {
+            return Ok(());
+        };
+        self.batch.push(v);
+        if self.batch.len() >= BATCH {
+            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            if tx.send(b).is_err() {
+                return Err(self.writer_error());
+            }
         }
         Ok(())
     }
 
-    pub fn flush(&mut self) -> std::io::Result<()> {
-        if let Some(w) = self.out.as_mut() {
-            w.flush()?;
+    /// Writes what is left, flushes and stops the writer.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.tx.take() {
+            let b = std::mem::take(&mut self.batch);
+            let _ = tx.send(b);
+        }
+        match self.handle.take().map(|h| h.join()) {
+            None => Ok(()),
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err(std::io::Error::other("event writer panicked")),
+        }
+    }
+}
+
+/// Records inventory observations on a thread of its own (SQLite work overlaps with analysis).
+pub struct InventoryWriter {
+    tx: Option<crossbeam_channel::Sender<Vec<Observation>>>,
+    batch: Vec<Observation>,
+    handle: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl InventoryWriter {
+    pub fn spawn(mut inv: Inventory) -> Result<Self, String> {
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<Observation>>(BATCHES_IN_FLIGHT);
+        let handle = std::thread::Builder::new()
+            .name("trustmap-inventory".into())
+            .spawn(move || {
+                for batch in rx {
+                    for o in &batch {
+                        inv.record(o).map_err(|e| format!("inventory: {e}"))?;
+                    }
+                }
+                inv.flush().map_err(|e| format!("inventory: {e}"))
+            })
+            .map_err(|e| format!("inventory thread: {e}"))?;
+        Ok(InventoryWriter {
+            tx: Some(tx),
+            batch: Vec::with_capacity(BATCH),
+            handle: Some(handle),
+        })
+    }
+
+    pub fn record(&mut self, o: Observation) -> Result<(), String> {
+        let Some(tx) = &self.tx else {
+            return Err("inventory writer stopped".into());
+        };
+        self.batch.push(o);
+        if self.batch.len() >= BATCH {
+            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+            if tx.send(b).is_err() {
+                self.tx = None;
+                return Err(match self.handle.take().map(|h| h.join()) {
+                    Some(Ok(Err(e))) => e,
+                    _ => "inventory writer stopped".into(),
+                });
+            }
         }
         Ok(())
+    }
+
+    /// Records what is left, flushes and stops the thread.
+    pub fn finish(&mut self) -> Result<(), String> {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(std::mem::take(&mut self.batch));
+        }
+        match self.handle.take().map(|h| h.join()) {
+            None => Ok(()),
+            Some(Ok(r)) => r,
+            Some(Err(_)) => Err("inventory writer panicked".into()),
+        }
     }
 }
 
@@ -74,7 +189,7 @@ impl EventSink {
 pub struct Stages<'a> {
     pub enricher: &'a mut Enricher,
     pub sink: &'a mut EventSink,
-    pub inventory: Option<&'a mut Inventory>,
+    pub inventory: Option<&'a mut InventoryWriter>,
 }
 
 impl Stages<'_> {
@@ -88,7 +203,7 @@ impl Stages<'_> {
                     sum.cert_parse_errors += 1;
                 }
                 self.sink
-                    .emit(&events::x509_event(&ci, ts), sum)
+                    .emit(events::x509_event(&ci, ts), sum)
                     .map_err(werr)?;
             }
             Output::Handshake(h) => {
@@ -104,13 +219,13 @@ impl Stages<'_> {
                 }
                 let e = self.enricher.handshake(&h);
                 self.sink
-                    .emit(&events::tls_event(&h, &e.extra), sum)
+                    .emit(events::tls_event(&h, &e.extra), sum)
                     .map_err(werr)?;
-                for f in &e.findings {
+                for f in e.findings {
                     self.sink.emit(f, sum).map_err(werr)?;
                 }
                 if let (Some(inv), Some(obs)) = (self.inventory.as_deref_mut(), e.observation) {
-                    inv.record(&obs).map_err(|e| format!("inventory: {e}"))?;
+                    inv.record(obs)?;
                 }
             }
         }
@@ -127,14 +242,19 @@ pub fn analyze(opts: &AnalyzeOptions, stages: &mut Stages<'_>) -> Result<RunSumm
         analyzer: opts.analyzer.clone(),
         workers: opts.workers,
     };
-    let ps = packets::run(&popts, &mut |o| stages.handle(o, &mut sum))?;
-    stages
+    let ps = packets::run(&popts, &mut |o| stages.handle(o, &mut sum));
+    // Finish both stage threads even when the packet stage failed, so what was seen is kept.
+    let events_done = stages
         .sink
-        .flush()
-        .map_err(|e| format!("writing events: {e}"))?;
-    if let Some(inv) = stages.inventory.as_deref_mut() {
-        inv.flush().map_err(|e| format!("inventory: {e}"))?;
-    }
+        .finish()
+        .map_err(|e| format!("writing events: {e}"));
+    let inv_done = match stages.inventory.as_deref_mut() {
+        Some(inv) => inv.finish(),
+        None => Ok(()),
+    };
+    let ps = ps?;
+    events_done?;
+    inv_done?;
     sum.enrich = stages.enricher.stats.clone();
     sum.instrumentation = ps.instrumentation_text();
     sum.capture = ps.capture;
