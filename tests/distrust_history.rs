@@ -1001,3 +1001,46 @@ fn crafted_sct_and_not_before_cut_offs_on_current_roots() {
         );
     }
 }
+
+/// The stores trustmap uses: every certificate of the history is known, tagged with its event,
+/// whatever its role; roots still in NSS/Chrome stay anchors (same stores) and gain the tag; no
+/// certificate becomes an anchor. The stores do not depend on `--distrust-policy` (the rules
+/// do): a known CA only lets chain building name a root the server did not send.
+#[test]
+fn history_certificates_in_the_stores() {
+    let plain = TrustStores::builtin();
+    let s = stores();
+    assert_eq!(s.anchors().count(), plain.anchors().count());
+    let certs = rules::distrust::distrust_certs_with_sha256();
+    assert_eq!(certs.len(), 123, "125 affected certificates, 2 without DER");
+    let mut still_anchors = BTreeMap::new();
+    let mut roles = BTreeMap::new();
+    for (ev, role, sha, _pem) in certs {
+        let key: [u8; 32] = hex::decode(sha).unwrap().try_into().unwrap();
+        let e = s.get(&key).unwrap_or_else(|| panic!("{ev} {sha}"));
+        assert!(e.tags.iter().any(|t| t == ev), "{ev} {sha}");
+        let before = plain
+            .get(&key)
+            .map(|p| p.stores.clone())
+            .unwrap_or_default();
+        assert_eq!(e.stores, before, "{ev} {sha}: anchor status unchanged");
+        if e.is_anchor() {
+            *still_anchors.entry(*ev).or_insert(0) += 1;
+        }
+        *roles.entry(*role).or_insert(0) += 1;
+    }
+    assert_eq!(
+        still_anchors,
+        BTreeMap::from([("chunghwa-netlock-2025", 3), ("entrust-2024", 9)])
+    );
+    assert_eq!(
+        roles,
+        BTreeMap::from([
+            ("exception-excluded-subca", 9),
+            ("exception-managed-ca", 2),
+            ("intermediate", 10),
+            ("root", 102),
+        ])
+    );
+    assert_eq!(s.len(), plain.len() + 123 - 12);
+}
