@@ -1,54 +1,217 @@
-//! Live capture: N libpcap handles joined to one PACKET_FANOUT group (symmetric hash), one worker
-//! thread per handle owning its own [`Engine`], so no packet is handed between threads.
+//! Live capture: N libpcap handles joined to one `PACKET_FANOUT` group (symmetric flow hash), one
+//! worker thread per handle owning its own [`Engine`], so no packet is handed between threads and
+//! both directions of a flow always reach the same worker.
 //!
-//! The only module allowed `unsafe`: the fanout `setsockopt` has no safe wrapper.
+//! # API
+//! [`run`]`(cfg, engine_cfg, make_app, on_output, on_stats, stop)` blocks until `stop` is set (by
+//! the caller, or by SIGINT/SIGTERM, which `run` hooks while it runs) and returns the final
+//! [`LiveReport`].
+//! - `make_app(worker)` builds the [`App`] of each worker, on that worker's thread (so the App need
+//!   not be `Send`).
+//! - `on_output(worker, &mut engine)` runs on the worker's thread after every batch of packets
+//!   (at most [`BATCH`]), to drain the App's output. Its last call per worker comes after
+//!   [`Engine::finish`] (every flow ended, reason `EndOfInput`), with the final counters in
+//!   `engine.stats`.
+//! - `on_stats(&report)` runs on the calling thread every [`LiveConfig::stats_interval`] (not at
+//!   all when it is zero) with `report.is_final == false`, and once more at the end with the final
+//!   report (`is_final == true`): per worker, packets received / dropped by the kernel / dropped by
+//!   the interface (`pcap_stats`), flows in the table and the engine counters. The binary turns
+//!   each call into a `trustmap.stats` event.
+//!
+//! ```no_run
+//! use capture::live::{run, LiveConfig};
+//! use capture::{App, Dir, EndReason, EngineConfig, FlowCtx, Verdict};
+//! use std::sync::{atomic::AtomicBool, Arc};
+//!
+//! struct Count(u64);
+//! impl App for Count {
+//!     type FlowState = ();
+//!     fn on_stream(&mut self, _: &FlowCtx, _: &mut (), _: Dir, _: u64, d: &[u8]) -> Verdict {
+//!         self.0 += d.len() as u64;
+//!         Verdict::Continue
+//!     }
+//!     fn on_datagram(&mut self, _: &FlowCtx, _: &mut (), _: Dir, _: u64, _: &[u8]) -> Verdict {
+//!         Verdict::Bypass
+//!     }
+//!     fn on_flow_end(&mut self, _: &FlowCtx, _: (), _: u64, _: EndReason) {}
+//! }
+//!
+//! let cfg = LiveConfig { workers: 2, user: Some("nobody".into()), ..LiveConfig::new("eth0") };
+//! let report = run(
+//!     &cfg,
+//!     EngineConfig::default(),
+//!     |_worker| Count(0),
+//!     |_worker, engine| { let _bytes = engine.app.0; },
+//!     |r| eprintln!("received {} kernel drops {}", r.received(), r.kernel_dropped()),
+//!     Arc::new(AtomicBool::new(false)),
+//! )?;
+//! # Ok::<(), capture::live::LiveError>(())
+//! ```
+//!
+//! # Shutdown
+//! Handles are non-blocking. A worker reads batches while packets are waiting and otherwise
+//! sleeps in `poll(2)` on the pcap fd for at most [`POLL_MS`], so the stop flag is looked at
+//! every [`POLL_MS`] even on a quiet interface (a blocking TPACKET_V3 read never returns while
+//! no packet arrives: the kernel does not retire an empty block). On stop, a worker reads what is
+//! already in its ring (at most [`DRAIN_MAX_BATCHES`] batches), ends every flow
+//! ([`Engine::finish`]) and reads its final `pcap_stats`. While `stop` is already set, a further
+//! SIGINT/SIGTERM exits the process at once (status 1) without flushing; after `run` returns
+//! they terminate the process as by default.
+//!
+//! # Privileges
+//! Capturing needs CAP_NET_RAW (plus CAP_NET_ADMIN for promiscuous mode and large buffers); a
+//! missing permission is reported as [`LiveError::Permission`] with that hint. With
+//! [`LiveConfig::user`], once every handle is open, filtered and joined to the fanout group,
+//! the process drops to that user (`getpwnam_r`, `setgroups` to its primary group only, `setgid`,
+//! `setuid`) and checks that `setuid(0)` now fails, before any packet is read. Open output files
+//! before calling `run`: the process cannot reopen root-owned paths afterwards.
+//!
+//! # Unsafe
+//! The only module of the crate allowed `unsafe` (the crate denies it and `lib.rs` allows it
+//! here): the fanout `setsockopt`, `poll(2)` and the user/group calls have no safe wrapper. Every
+//! block carries a `// SAFETY:` comment (enforced by clippy below).
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use crate::{App, Engine, EngineConfig, RawPacket, Stats};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Linux `PACKET_FANOUT` socket option and modes (not exported by `libc`).
 const PACKET_FANOUT: libc::c_int = 18;
 const PACKET_FANOUT_HASH: u32 = 0;
 const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
-/// Read timeout so the stop flag is looked at regularly.
-const READ_TIMEOUT_MS: i32 = 100;
+/// libpcap read timeout: with TPACKET_V3 this is how long the kernel keeps a partly filled ring
+/// block before handing it over, i.e. the most a packet waits before a worker can see it.
+pub const READ_TIMEOUT_MS: i32 = 100;
+/// Longest sleep in `poll(2)` when no packet is waiting: the stop flag and stats requests are
+/// looked at least this often.
+pub const POLL_MS: i32 = 100;
 /// Packets per `dispatch` call before the output callback runs.
-const BATCH: usize = 256;
+pub const BATCH: usize = 256;
+/// On stop, batches still read from the ring before the flows are flushed (bounds exit time on a
+/// busy link).
+pub const DRAIN_MAX_BATCHES: usize = 1024;
+/// How long a periodic stats report waits for every worker's snapshot (a worker answers within
+/// one batch or one [`POLL_MS`]).
+const STATS_COLLECT_WAIT: Duration = Duration::from_millis(500);
+/// Tick of the calling thread while workers run (checks for stats due and workers done).
+const MAIN_TICK: Duration = Duration::from_millis(50);
+/// Largest `getpwnam_r` buffer tried before giving up.
+const MAX_PW_BUF: usize = 1 << 20;
+/// Exit status when SIGINT/SIGTERM arrives while a stop is already under way.
+const FORCED_EXIT_STATUS: libc::c_int = 1;
 
+/// Settings of a live capture.
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
+    /// Interface to capture on.
     pub iface: String,
+    /// BPF filter (tcpdump syntax), applied in the kernel.
     pub bpf: Option<String>,
+    /// Worker threads = pcap handles in the fanout group (at least 1).
     pub workers: usize,
+    /// Bytes kept per packet.
     pub snaplen: i32,
+    /// Kernel ring size per handle, bytes.
     pub buffer_size: i32,
+    /// libpcap immediate mode (TPACKET_V2, every packet at once; lower latency, more CPU).
     pub immediate: bool,
     pub promisc: bool,
-    /// Not implemented yet: privilege drop after opening.
+    /// Drop privileges to this user once every handle is open (see the module doc).
     pub user: Option<String>,
+    /// Period of the `on_stats` callback; zero disables periodic reports (the final one stays).
     pub stats_interval: Duration,
 }
 
+impl LiveConfig {
+    /// Defaults for `iface`: 1 worker, snaplen 65535, 64 MiB ring per handle, promiscuous, no
+    /// filter, no privilege drop, stats every 60 s.
+    pub fn new(iface: impl Into<String>) -> Self {
+        LiveConfig {
+            iface: iface.into(),
+            bpf: None,
+            workers: 1,
+            snaplen: 65_535,
+            buffer_size: 64 << 20,
+            immediate: false,
+            promisc: true,
+            user: None,
+            stats_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Counters of one worker at one instant (cumulative since `run` started).
 #[derive(Debug, Clone, Default)]
 pub struct WorkerReport {
+    /// Packets the kernel queued to this worker's socket, including `kernel_dropped`
+    /// (`pcap_stats` `ps_recv`).
     pub received: u64,
+    /// Packets dropped because this worker's ring was full (`ps_drop`).
     pub kernel_dropped: u64,
+    /// Drops counted by the interface itself (`ps_ifdrop`; promiscuous mode only). Interface-wide:
+    /// every worker sees the same drops, see [`LiveReport::if_dropped`].
     pub if_dropped: u64,
+    /// Flows in the worker's table (0 in the final report: every flow was ended).
+    pub flows: usize,
+    /// The worker's engine counters.
     pub engine: Stats,
 }
 
+/// What [`run`] hands to `on_stats` and returns.
 #[derive(Debug, Clone, Default)]
 pub struct LiveReport {
+    /// One entry per worker, in worker order.
     pub workers: Vec<WorkerReport>,
+    /// Wall time since the workers started (stats cadence only; events use capture time).
+    pub elapsed: Duration,
+    /// True for the last report, after every worker stopped and flushed its flows.
+    pub is_final: bool,
 }
 
+impl LiveReport {
+    /// Packets received by all workers (kernel drops included).
+    pub fn received(&self) -> u64 {
+        self.workers.iter().map(|w| w.received).sum()
+    }
+    /// Packets the kernel dropped, all workers.
+    pub fn kernel_dropped(&self) -> u64 {
+        self.workers.iter().map(|w| w.kernel_dropped).sum()
+    }
+    /// Interface drops (the largest worker count: they all count the same interface).
+    pub fn if_dropped(&self) -> u64 {
+        self.workers.iter().map(|w| w.if_dropped).max().unwrap_or(0)
+    }
+    /// Engine counters summed over the workers.
+    pub fn engine(&self) -> Stats {
+        let mut s = Stats::default();
+        for w in &self.workers {
+            s.merge(&w.engine);
+        }
+        s
+    }
+}
+
+/// Why a live capture could not start or did not end cleanly.
 #[derive(Debug)]
 pub enum LiveError {
+    /// Opening the interface was refused: CAP_NET_RAW (or root) is missing.
     Permission { iface: String, detail: String },
+    /// libpcap refused the interface, the filter or another setting.
     Pcap(String),
+    /// Joining the `PACKET_FANOUT` group failed (old kernel, or the group id is taken).
     Fanout(std::io::Error),
+    /// The `--user` account could not be found or the privilege drop failed; nothing was read.
+    User { user: String, detail: String },
+    /// SIGINT/SIGTERM handlers could not be installed.
+    Signal(std::io::Error),
+    /// A worker stopped on a read error (e.g. the interface went down) or panicked; the other
+    /// workers were stopped and flushed, and the final report was handed to `on_stats`.
+    Worker { worker: usize, detail: String },
+    /// A setting this build cannot honour.
     Unsupported(&'static str),
 }
 
@@ -57,11 +220,17 @@ impl std::fmt::Display for LiveError {
         match self {
             LiveError::Permission { iface, detail } => write!(
                 f,
-                "no permission to capture on {iface} ({detail}); run as root or grant \
-                 `setcap cap_net_raw,cap_net_admin=eip trustmap`"
+                "no permission to capture on {iface} ({detail}): capturing needs CAP_NET_RAW \
+                 (and CAP_NET_ADMIN for promiscuous mode); run as root, or grant it with \
+                 `setcap cap_net_raw,cap_net_admin=eip /path/to/trustmap`"
             ),
             LiveError::Pcap(e) => write!(f, "pcap: {e}"),
             LiveError::Fanout(e) => write!(f, "PACKET_FANOUT: {e}"),
+            LiveError::User { user, detail } => {
+                write!(f, "cannot drop privileges to user {user:?}: {detail}")
+            }
+            LiveError::Signal(e) => write!(f, "signal handlers: {e}"),
+            LiveError::Worker { worker, detail } => write!(f, "capture worker {worker}: {detail}"),
             LiveError::Unsupported(s) => write!(f, "{s}"),
         }
     }
@@ -70,7 +239,8 @@ impl std::error::Error for LiveError {}
 
 fn pcap_err(iface: &str, e: pcap::Error) -> LiveError {
     let s = e.to_string();
-    if s.contains("permission") || s.contains("Operation not permitted") {
+    let l = s.to_ascii_lowercase();
+    if l.contains("permission") || l.contains("not permitted") || l.contains("cap_net_raw") {
         LiveError::Permission {
             iface: iface.to_string(),
             detail: s,
@@ -80,113 +250,544 @@ fn pcap_err(iface: &str, e: pcap::Error) -> LiveError {
     }
 }
 
-/// Runs `cfg.workers` capture workers until `stop` is set (also set by SIGINT/SIGTERM).
-/// `on_output` runs after each batch; the last call per worker follows `finish()`.
-pub fn run<A, F, S>(
+/// Distinguishes the fanout groups of several `run`s in one process.
+static GROUP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// Signal ids that make SIGINT/SIGTERM terminate the process again after a `run` returned;
+/// unregistered when the next `run` starts.
+static AFTER_RUN: Mutex<Vec<signal_hook::SigId>> = Mutex::new(Vec::new());
+
+/// Opens, filters and fans out one handle.
+fn open_handle(cfg: &LiveConfig, group: u32) -> Result<pcap::Capture<pcap::Active>, LiveError> {
+    let mut cap = pcap::Capture::from_device(cfg.iface.as_str())
+        .map_err(|e| pcap_err(&cfg.iface, e))?
+        .promisc(cfg.promisc)
+        .snaplen(cfg.snaplen)
+        .buffer_size(cfg.buffer_size)
+        .immediate_mode(cfg.immediate)
+        .timeout(READ_TIMEOUT_MS)
+        .open()
+        .map_err(|e| pcap_err(&cfg.iface, e))?;
+    if let Some(f) = &cfg.bpf {
+        cap.filter(f, true).map_err(|e| pcap_err(&cfg.iface, e))?;
+    }
+    let val: libc::c_int =
+        (group | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16)) as libc::c_int;
+    // SAFETY: the fd is a live packet socket owned by `cap`; `val` is a valid c_int whose size
+    // is passed exactly, and the kernel only reads it during the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            cap.as_raw_fd(),
+            libc::SOL_PACKET,
+            PACKET_FANOUT,
+            &val as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(LiveError::Fanout(std::io::Error::last_os_error()));
+    }
+    cap.setnonblock().map_err(|e| pcap_err(&cfg.iface, e))
+}
+
+/// uid and primary gid of `name`.
+fn lookup_user(name: &str) -> Result<(libc::uid_t, libc::gid_t), String> {
+    let cname = CString::new(name).map_err(|_| "the name contains a NUL byte".to_string())?;
+    let mut len = 1024usize;
+    loop {
+        // SAFETY: `passwd` is plain data (integers and raw pointers): all-zero is a valid value,
+        // and it is only read after getpwnam_r filled it.
+        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut buf: Vec<libc::c_char> = vec![0; len];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: `cname` is NUL-terminated; `pwd`, `buf` (with its exact length) and `result`
+        // are valid for writes for the whole call; the strings getpwnam_r stores in `buf` are
+        // not used after `buf` is dropped (only the integer ids are kept).
+        let rc = unsafe {
+            libc::getpwnam_r(
+                cname.as_ptr(),
+                &mut pwd,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && len < MAX_PW_BUF {
+            len *= 4;
+            continue;
+        }
+        if rc != 0 {
+            return Err(format!(
+                "getpwnam_r: {}",
+                std::io::Error::from_raw_os_error(rc)
+            ));
+        }
+        if result.is_null() {
+            return Err("no such user".to_string());
+        }
+        return Ok((pwd.pw_uid, pwd.pw_gid));
+    }
+}
+
+fn os_err(what: &str) -> String {
+    format!("{what}: {}", std::io::Error::last_os_error())
+}
+
+/// Becomes `name` for good: supplementary groups replaced by its primary group, then gid, then
+/// uid; fails unless regaining root is impossible afterwards.
+fn drop_privileges(name: &str) -> Result<(), LiveError> {
+    let fail = |detail: String| LiveError::User {
+        user: name.to_string(),
+        detail,
+    };
+    let (uid, gid) = lookup_user(name).map_err(fail)?;
+    if uid == 0 {
+        return Err(fail("it is uid 0: nothing would be dropped".to_string()));
+    }
+    let groups = [gid];
+    // SAFETY: `groups` is an array of exactly 1 gid_t, read by the kernel during the call only.
+    if unsafe { libc::setgroups(1, groups.as_ptr()) } != 0 {
+        return Err(fail(os_err("setgroups")));
+    }
+    // SAFETY: plain syscall wrapper taking an integer (glibc applies it to every thread).
+    if unsafe { libc::setgid(gid) } != 0 {
+        return Err(fail(os_err("setgid")));
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setuid(uid) } != 0 {
+        return Err(fail(os_err("setuid")));
+    }
+    // SAFETY: as above; this call must fail now that the process is no longer root.
+    if unsafe { libc::setuid(0) } == 0 {
+        return Err(fail("setuid(0) still succeeds after the drop".to_string()));
+    }
+    // SAFETY: getters without arguments, no memory involved.
+    let ids = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
+    if ids != (uid, uid, gid, gid) {
+        return Err(fail(format!("ids after the drop are {ids:?}")));
+    }
+    Ok(())
+}
+
+/// Waits until `fd` is readable, at most `ms` milliseconds (EINTR counts as a wake-up).
+fn wait_readable(fd: RawFd, ms: i32) -> Result<(), String> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `pfd` is one initialised pollfd, valid for reads and writes during the call, and
+    // nfds = 1 matches it.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(format!("poll: {e}"));
+        }
+    } else if pfd.revents & libc::POLLNVAL != 0 {
+        return Err("poll: the capture fd is no longer valid".to_string());
+    }
+    Ok(())
+}
+
+/// A pcap 32-bit counter (it wraps) widened to 64 bits.
+#[derive(Debug, Default)]
+struct Wide {
+    last: u32,
+    total: u64,
+}
+
+impl Wide {
+    fn update(&mut self, now: u32) -> u64 {
+        self.total += u64::from(now.wrapping_sub(self.last));
+        self.last = now;
+        self.total
+    }
+}
+
+/// Periodic stats: the calling thread bumps `epoch`; each worker answers with a snapshot tagged
+/// with the epoch it saw.
+struct StatsSync {
+    epoch: AtomicU64,
+    slots: Vec<Slot>,
+}
+
+/// One worker's latest snapshot.
+#[derive(Default)]
+struct Slot {
+    /// (epoch answered, counters).
+    snap: Mutex<(u64, WorkerReport)>,
+    /// The worker left its read loop: its snapshot will not be refreshed any more.
+    exited: AtomicBool,
+}
+
+impl Slot {
+    fn answered(&self, epoch: u64) -> bool {
+        self.exited.load(Ordering::Acquire)
+            || self.snap.lock().map(|g| g.0 >= epoch).unwrap_or(true)
+    }
+}
+
+/// One worker's pcap counters.
+#[derive(Default)]
+struct PcapCounters {
+    received: Wide,
+    dropped: Wide,
+    if_dropped: Wide,
+}
+
+impl PcapCounters {
+    fn snapshot<A: App>(
+        &mut self,
+        cap: &mut pcap::Capture<pcap::Active>,
+        engine: &Engine<A>,
+    ) -> WorkerReport {
+        let mut r = WorkerReport {
+            flows: engine.flow_count(),
+            engine: engine.stats.clone(),
+            ..WorkerReport::default()
+        };
+        if let Ok(st) = cap.stats() {
+            r.received = self.received.update(st.received);
+            r.kernel_dropped = self.dropped.update(st.dropped);
+            r.if_dropped = self.if_dropped.update(st.if_dropped);
+        } else {
+            r.received = self.received.total;
+            r.kernel_dropped = self.dropped.total;
+            r.if_dropped = self.if_dropped.total;
+        }
+        r
+    }
+}
+
+fn ts_ns(h: &pcap::PacketHeader) -> u64 {
+    let sec = u64::try_from(h.ts.tv_sec).unwrap_or(0);
+    let usec = u64::try_from(h.ts.tv_usec).unwrap_or(0);
+    sec.saturating_mul(1_000_000_000)
+        .saturating_add(usec.saturating_mul(1000))
+}
+
+/// Reads at most one batch into the engine; `Ok(n)` packets.
+fn read_batch<A: App>(
+    cap: &mut pcap::Capture<pcap::Active>,
+    engine: &mut Engine<A>,
+    linktype: u32,
+) -> Result<usize, pcap::Error> {
+    let r = cap.dispatch(Some(BATCH), |p| {
+        engine.process(&RawPacket {
+            ts_ns: ts_ns(p.header),
+            linktype,
+            data: p.data,
+            orig_len: p.header.len,
+        });
+    });
+    match r {
+        Err(pcap::Error::TimeoutExpired) => Ok(0),
+        r => r,
+    }
+}
+
+/// One worker: read until stopped, drain, flush, report.
+#[allow(clippy::too_many_arguments)]
+fn worker<A, S>(
+    idx: usize,
+    mut cap: pcap::Capture<pcap::Active>,
+    mut engine: Engine<A>,
+    on_output: &S,
+    stop: &AtomicBool,
+    halt: &AtomicBool,
+    sync: &StatsSync,
+) -> (WorkerReport, Option<String>)
+where
+    A: App,
+    S: Fn(usize, &mut Engine<A>),
+{
+    let linktype = cap.get_datalink().0 as u32;
+    let fd = cap.as_raw_fd();
+    let mut counters = PcapCounters::default();
+    let mut seen_epoch = 0u64;
+    let mut error = None;
+    while !stop.load(Ordering::Relaxed) && !halt.load(Ordering::Relaxed) {
+        match read_batch(&mut cap, &mut engine, linktype) {
+            Ok(0) => {
+                if let Err(e) = wait_readable(fd, POLL_MS) {
+                    error = Some(e);
+                    break;
+                }
+            }
+            Ok(_) => on_output(idx, &mut engine),
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+        let e = sync.epoch.load(Ordering::Acquire);
+        if e != seen_epoch {
+            seen_epoch = e;
+            let snap = counters.snapshot(&mut cap, &engine);
+            if let Some(slot) = sync.slots.get(idx) {
+                *slot.snap.lock().unwrap_or_else(|p| p.into_inner()) = (e, snap);
+            }
+        }
+    }
+    if error.is_none() {
+        // What the kernel already queued belongs to this run.
+        for _ in 0..DRAIN_MAX_BATCHES {
+            match read_batch(&mut cap, &mut engine, linktype) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => on_output(idx, &mut engine),
+            }
+        }
+    }
+    if let Some(slot) = sync.slots.get(idx) {
+        slot.exited.store(true, Ordering::Release);
+    }
+    let mut rep = counters.snapshot(&mut cap, &engine);
+    drop(cap);
+    let ecfg = engine.cfg.clone();
+    let (app, stats) = engine.finish();
+    rep.engine = stats.clone();
+    rep.flows = 0;
+    // Hand the finished App (and final counters) to the output callback one last time.
+    let mut last = Engine::new(
+        EngineConfig {
+            max_flows: 1,
+            ..ecfg
+        },
+        app,
+    );
+    last.stats = stats;
+    on_output(idx, &mut last);
+    (rep, error)
+}
+
+/// Installs SIGINT/SIGTERM: the first sets `stop`, one arriving while `stop` is set exits.
+fn hook_signals(stop: &Arc<AtomicBool>) -> Result<Vec<signal_hook::SigId>, LiveError> {
+    {
+        let mut after = AFTER_RUN.lock().unwrap_or_else(|p| p.into_inner());
+        for id in after.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+    let mut ids = Vec::new();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // Registered first, so it runs before the flag is set: only a later signal exits.
+        ids.push(
+            signal_hook::flag::register_conditional_shutdown(
+                sig,
+                FORCED_EXIT_STATUS,
+                Arc::clone(stop),
+            )
+            .map_err(LiveError::Signal)?,
+        );
+        ids.push(signal_hook::flag::register(sig, Arc::clone(stop)).map_err(LiveError::Signal)?);
+    }
+    Ok(ids)
+}
+
+/// Removes `run`'s handlers; SIGINT/SIGTERM terminate the process again as by default.
+fn unhook_signals(ids: Vec<signal_hook::SigId>) {
+    for id in ids {
+        signal_hook::low_level::unregister(id);
+    }
+    let always = Arc::new(AtomicBool::new(true));
+    let mut after = AFTER_RUN.lock().unwrap_or_else(|p| p.into_inner());
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Ok(id) = signal_hook::flag::register_conditional_default(sig, Arc::clone(&always)) {
+            after.push(id);
+        }
+    }
+}
+
+/// Runs `cfg.workers` capture workers until `stop` is set (also set by SIGINT/SIGTERM); see the
+/// module doc for the callbacks. Returns the final report (also handed to `on_stats`).
+pub fn run<A, F, S, T>(
     cfg: &LiveConfig,
     engine_cfg: EngineConfig,
     make_app: F,
     on_output: S,
+    mut on_stats: T,
     stop: Arc<AtomicBool>,
 ) -> Result<LiveReport, LiveError>
 where
     A: App,
     F: Fn(usize) -> A + Sync,
     S: Fn(usize, &mut Engine<A>) + Send + Sync,
+    T: FnMut(&LiveReport),
 {
-    if cfg.user.is_some() {
-        return Err(LiveError::Unsupported("--user is not implemented yet"));
+    let n = cfg.workers.max(1);
+    let seq = GROUP_SEQ.fetch_add(1, Ordering::Relaxed) as u32;
+    let group = (std::process::id().wrapping_add(seq.wrapping_mul(0x9e37))) & 0xffff;
+    let mut caps = Vec::with_capacity(n);
+    for _ in 0..n {
+        caps.push(open_handle(cfg, group)?);
     }
-    let group = (std::process::id() & 0xffff) as u32;
-    let mut caps = Vec::new();
-    for _ in 0..cfg.workers.max(1) {
-        let mut cap = pcap::Capture::from_device(cfg.iface.as_str())
-            .map_err(|e| pcap_err(&cfg.iface, e))?
-            .promisc(cfg.promisc)
-            .snaplen(cfg.snaplen)
-            .buffer_size(cfg.buffer_size)
-            .immediate_mode(cfg.immediate)
-            .timeout(READ_TIMEOUT_MS)
-            .open()
-            .map_err(|e| pcap_err(&cfg.iface, e))?;
-        if let Some(f) = &cfg.bpf {
-            cap.filter(f, true).map_err(|e| pcap_err(&cfg.iface, e))?;
-        }
-        let val: libc::c_int =
-            (group | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16)) as libc::c_int;
-        // SAFETY: the fd is a live packet socket owned by `cap`; `val` is a valid c_int whose size
-        // is passed exactly.
-        let rc = unsafe {
-            libc::setsockopt(
-                cap.as_raw_fd(),
-                libc::SOL_PACKET,
-                PACKET_FANOUT,
-                &val as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(LiveError::Fanout(std::io::Error::last_os_error()));
-        }
-        caps.push(cap);
+    if let Some(user) = &cfg.user {
+        drop_privileges(user)?;
     }
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone());
-    let _ = signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone());
-    let mut report = LiveReport::default();
+    let sig_ids = hook_signals(&stop)?;
+    let halt = AtomicBool::new(false);
+    let sync = StatsSync {
+        epoch: AtomicU64::new(0),
+        slots: (0..n).map(|_| Slot::default()).collect(),
+    };
+    let start = Instant::now();
+    let mut results: Vec<(WorkerReport, Option<String>)> = Vec::with_capacity(n);
     std::thread::scope(|s| {
         let handles: Vec<_> = caps
             .into_iter()
             .enumerate()
-            .map(|(idx, mut cap)| {
-                let (make_app, on_output, stop, ecfg) =
-                    (&make_app, &on_output, &stop, engine_cfg.clone());
+            .map(|(idx, cap)| {
+                let (make_app, on_output, stop, halt, sync, ecfg) = (
+                    &make_app,
+                    &on_output,
+                    &*stop,
+                    &halt,
+                    &sync,
+                    engine_cfg.clone(),
+                );
                 s.spawn(move || {
-                    let linktype = cap.get_datalink().0 as u32;
-                    let mut engine = Engine::new(ecfg.clone(), make_app(idx));
-                    let mut rep = WorkerReport::default();
-                    while !stop.load(Ordering::Relaxed) {
-                        let r = cap.dispatch(Some(BATCH), |p| {
-                            let ts = (p.header.ts.tv_sec as u64)
-                                .saturating_mul(1_000_000_000)
-                                .saturating_add((p.header.ts.tv_usec as u64).saturating_mul(1000));
-                            engine.process(&RawPacket {
-                                ts_ns: ts,
-                                linktype,
-                                data: p.data,
-                                orig_len: p.header.len,
-                            });
-                        });
-                        match r {
-                            Ok(n) if n > 0 => on_output(idx, &mut engine),
-                            Ok(_) | Err(pcap::Error::TimeoutExpired) => {}
-                            Err(_) => break,
-                        }
+                    let engine = Engine::new(ecfg, make_app(idx));
+                    let r = worker(idx, cap, engine, on_output, stop, halt, sync);
+                    if r.1.is_some() {
+                        halt.store(true, Ordering::Relaxed);
                     }
-                    if let Ok(st) = cap.stats() {
-                        rep.received = st.received.into();
-                        rep.kernel_dropped = st.dropped.into();
-                        rep.if_dropped = st.if_dropped.into();
-                    }
-                    let (app, stats) = engine.finish();
-                    rep.engine = stats.clone();
-                    let mut last = Engine::new(
-                        EngineConfig {
-                            max_flows: 1,
-                            ..ecfg
-                        },
-                        app,
-                    );
-                    last.stats = stats;
-                    on_output(idx, &mut last);
-                    rep
+                    r
                 })
             })
             .collect();
-        for h in handles {
-            if let Ok(r) = h.join() {
-                report.workers.push(r);
+        let interval = cfg.stats_interval;
+        let mut next = start + interval;
+        while !handles.iter().all(|h| h.is_finished()) {
+            let now = Instant::now();
+            let nap = if interval.is_zero() {
+                MAIN_TICK
+            } else {
+                MAIN_TICK.min(next.saturating_duration_since(now))
+            };
+            std::thread::sleep(nap.max(Duration::from_millis(1)));
+            if interval.is_zero() || Instant::now() < next {
+                continue;
+            }
+            let e = sync.epoch.fetch_add(1, Ordering::AcqRel) + 1;
+            let deadline = Instant::now() + STATS_COLLECT_WAIT;
+            while Instant::now() < deadline && !sync.slots.iter().all(|slot| slot.answered(e)) {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let report = LiveReport {
+                workers: sync
+                    .slots
+                    .iter()
+                    .map(|slot| {
+                        slot.snap
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .1
+                            .clone()
+                    })
+                    .collect(),
+                elapsed: start.elapsed(),
+                is_final: false,
+            };
+            on_stats(&report);
+            let now = Instant::now();
+            while next <= now {
+                next += interval;
+            }
+        }
+        for (idx, h) in handles.into_iter().enumerate() {
+            match h.join() {
+                Ok(r) => results.push(r),
+                Err(_) => results.push((
+                    WorkerReport::default(),
+                    Some(format!("worker {idx} panicked")),
+                )),
             }
         }
     });
-    Ok(report)
+    unhook_signals(sig_ids);
+    let mut first_error = None;
+    let mut report = LiveReport {
+        workers: Vec::with_capacity(n),
+        elapsed: start.elapsed(),
+        is_final: true,
+    };
+    for (idx, (rep, err)) in results.into_iter().enumerate() {
+        report.workers.push(rep);
+        if let (None, Some(detail)) = (&first_error, err) {
+            first_error = Some(LiveError::Worker {
+                worker: idx,
+                detail,
+            });
+        }
+    }
+    on_stats(&report);
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_counter_survives_wrap() {
+        let mut w = Wide::default();
+        assert_eq!(w.update(10), 10);
+        assert_eq!(w.update(u32::MAX), u64::from(u32::MAX));
+        assert_eq!(w.update(4), u64::from(u32::MAX) + 5);
+    }
+
+    #[test]
+    fn unknown_user_is_an_error() {
+        assert!(lookup_user("no-such-user-trustmap-test").is_err());
+        assert!(lookup_user("bad\0name").is_err());
+        assert_eq!(lookup_user("root").ok().map(|u| u.0), Some(0));
+    }
+
+    #[test]
+    fn permission_errors_carry_the_capability_hint() {
+        let e = pcap_err(
+            "eth0",
+            pcap::Error::PcapError(
+                "eth0: You don't have permission to perform this capture on that device \
+                 (socket: Operation not permitted)"
+                    .into(),
+            ),
+        );
+        assert!(matches!(e, LiveError::Permission { .. }));
+        assert!(e.to_string().contains("CAP_NET_RAW"), "{e}");
+        let e = pcap_err(
+            "eth9",
+            pcap::Error::PcapError("No such device exists".into()),
+        );
+        assert!(matches!(e, LiveError::Pcap(_)));
+    }
+
+    #[test]
+    fn report_totals() {
+        let w = |r, d, i| WorkerReport {
+            received: r,
+            kernel_dropped: d,
+            if_dropped: i,
+            ..WorkerReport::default()
+        };
+        let rep = LiveReport {
+            workers: vec![w(10, 1, 3), w(5, 2, 3)],
+            ..LiveReport::default()
+        };
+        assert_eq!(
+            (rep.received(), rep.kernel_dropped(), rep.if_dropped()),
+            (15, 3, 3)
+        );
+    }
 }
