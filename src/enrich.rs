@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use analyzer::anchors::{TrustStores, STORE_CHROME, STORE_MOZILLA};
-use analyzer::chain::{self, ChainIssue, ChainResult, Source};
+use analyzer::chain::{self, ChainIssue, ChainResult};
 use analyzer::findings::{self, PolicyConfig};
 use analyzer::{CertInfo, Handshake, Outcome};
 use rules::segment::AnchorKind;
@@ -95,9 +95,7 @@ pub struct Enricher {
 pub fn default_stores() -> TrustStores {
     let mut stores = TrustStores::builtin();
     for (event_id, _role, pem) in rules::distrust_certs() {
-        for der in analyzer::anchors::pem_ders(pem.as_bytes()) {
-            stores.add_known_ca(&der, event_id);
-        }
+        stores.add_known_ca_pem(pem.as_bytes(), event_id);
     }
     stores
 }
@@ -237,8 +235,8 @@ impl Enricher {
         }
     }
 
-    /// The CA certificates a handshake depends on: the preferred path above the leaf, and the top
-    /// of every other path that reached an anchor (cross-signed alternatives).
+    /// The CA certificates a handshake depends on: above the leaf on the preferred path, on every
+    /// path that reached an anchor (cross-signed alternatives), or on the claimed path.
     fn dependency_cas(&self, r: &ChainResult) -> Vec<CaRef> {
         let mut out: Vec<CaRef> = Vec::new();
         let add = |c: &CertInfo, out: &mut Vec<CaRef>| {
@@ -275,17 +273,8 @@ impl Enricher {
                 add(leaf, &mut out);
             }
         }
-        if let Some(p) = r.preferred_path() {
-            for c in p.certs.iter().skip(1) {
-                add(c, &mut out);
-            }
-        }
-        for p in &r.paths {
-            if p.end == chain::PathEnd::Anchor {
-                for c in p.certs.iter().skip(1) {
-                    add(c, &mut out);
-                }
-            }
+        for c in r.reached_cas() {
+            add(c, &mut out);
         }
         out
     }
@@ -491,34 +480,23 @@ impl Enricher {
             sct: rules::earliest_sct_secs(&c.sct_timestamps),
             is_ca: c.is_ca,
         };
-        let chain_owned: Vec<Owned> = presented.iter().map(|c| own(c)).collect();
-        // Anchors and every certificate the stores supplied on any path (roots not sent).
-        let mut extra: Vec<Owned> = Vec::new();
-        for p in &r.paths {
-            for (c, s) in p.certs.iter().zip(p.sources.iter()) {
-                if *s == Source::Store && !extra.iter().any(|e| e.sha == hexs(&c.sha256)) {
-                    extra.push(own(c));
-                }
-            }
-        }
-        for a in &r.anchors {
-            let sha = hexs(&a.sha256);
-            if !extra.iter().any(|e| e.sha == sha) && !chain_owned.iter().any(|e| e.sha == sha) {
-                let spki = self
-                    .stores
-                    .get(&a.sha256)
-                    .map(|e| e.cert.spki_sha256.clone())
-                    .unwrap_or_default();
-                extra.push(Owned {
-                    sha,
-                    spki,
-                    subject: a.subject.clone(),
-                    not_before: None,
-                    sct: None,
-                    is_ca: true,
-                });
-            }
-        }
+        // The leaf first (grandfathering reads chain[0]; servers may send out of order), then the
+        // rest in wire order.
+        let leaf = r.leaf.as_ref().map(|l| l.sha256);
+        let chain_owned: Vec<Owned> = r
+            .leaf
+            .iter()
+            .chain(presented.iter().filter(|c| Some(c.sha256) != leaf))
+            .map(|c| own(c))
+            .collect();
+        // The CAs the chain depends on (preferred path, anchored paths, a claimed path), not
+        // known-CA cross-sign detours that no client would take.
+        let extra: Vec<Owned> = r
+            .reached_cas()
+            .into_iter()
+            .filter(|c| !chain_owned.iter().any(|o| o.sha == hexs(&c.sha256)))
+            .map(|c| own(c))
+            .collect();
         let chain_facts: Vec<CertFacts<'_>> = chain_owned
             .iter()
             .map(|o| CertFacts {
