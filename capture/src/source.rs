@@ -10,6 +10,7 @@ use pcap_parser::traits::PcapNGPacketBlock;
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// Initial reader buffer.
 pub const READ_BUFFER: usize = 1 << 20;
@@ -80,41 +81,75 @@ pub fn read_from<R: Read + Send>(
         let head = br.fill_buf()?;
         head.starts_with(&[0x1f, 0x8b])
     };
-    if gz {
-        read_pcap(Filling(flate2::bufread::MultiGzDecoder::new(br)), f)
+    let failed = Arc::new(Mutex::new(None));
+    let mut sum = if gz {
+        let inner = flate2::bufread::MultiGzDecoder::new(br);
+        read_pcap(Filling::new(inner, failed.clone()), f)?
     } else {
-        read_pcap(Filling(br), f)
+        read_pcap(Filling::new(br, failed.clone()), f)?
+    };
+    if let Some(e) = failed.lock().ok().and_then(|mut g| g.take()) {
+        sum.error.get_or_insert(format!("read error: {e}"));
     }
+    Ok(sum)
 }
 
 /// Each `read` gathers at least [`FILL_TARGET`] bytes (or the whole buffer, or up to EOF).
 /// pcap-parser checks the file header and refills after a single `read` call, so a pipe or a
 /// decompressor that hands out a few bytes at a time would otherwise look like a bad header.
-struct Filling<R>(R);
+///
+/// A read error once bytes have been delivered (a truncated or corrupt gzip stream, an I/O error
+/// mid-file) ends the stream like EOF and is kept in `failed` for the summary: pcap-parser reads
+/// twice while it checks the header and turns any error into a whole-input `ReadError`, which
+/// would throw away every packet before the damage.
+struct Filling<R> {
+    inner: R,
+    delivered: bool,
+    stopped: bool,
+    failed: Arc<Mutex<Option<std::io::Error>>>,
+}
+
+impl<R> Filling<R> {
+    fn new(inner: R, failed: Arc<Mutex<Option<std::io::Error>>>) -> Self {
+        Filling {
+            inner,
+            delivered: false,
+            stopped: false,
+            failed,
+        }
+    }
+}
 
 /// Bytes one `read` gathers before returning (covers any real pcapng section header).
 pub const FILL_TARGET: usize = 64 * 1024;
 
 impl<R: Read> Read for Filling<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stopped {
+            return Ok(0);
+        }
         let want = buf.len().min(FILL_TARGET);
         let mut got = 0;
         while got < want {
             let Some(space) = buf.get_mut(got..) else {
                 break;
             };
-            match self.0.read(space) {
+            match self.inner.read(space) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if got > 0 => {
-                    // Report the bytes we have; the error comes back on the next call.
-                    let _ = e;
+                Err(e) if got == 0 && !self.delivered => return Err(e),
+                Err(e) => {
+                    // The bytes we have, then EOF; the error goes to the summary.
+                    self.stopped = true;
+                    if let Ok(mut g) = self.failed.lock() {
+                        *g = Some(e);
+                    }
                     break;
                 }
-                Err(e) => return Err(e),
             }
         }
+        self.delivered |= got > 0;
         Ok(got)
     }
 }
@@ -294,4 +329,86 @@ fn read_pcap<R: Read + Send>(
         }
     }
     Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A classic pcap of `n` Ethernet-sized records.
+    fn pcap(n: u32) -> Vec<u8> {
+        let mut v = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        v.extend([0; 8]);
+        v.extend(65535u32.to_le_bytes());
+        v.extend(1u32.to_le_bytes());
+        for i in 0..n {
+            v.extend(i.to_le_bytes());
+            v.extend(0u32.to_le_bytes());
+            v.extend(200u32.to_le_bytes());
+            v.extend(200u32.to_le_bytes());
+            v.extend((0..200).map(|j| (i * 7 + j) as u8));
+        }
+        v
+    }
+
+    fn count(bytes: &[u8]) -> Result<(u64, SourceSummary), SourceError> {
+        let mut n = 0;
+        let sum = read_from(bytes, &mut |_| n += 1)?;
+        Ok((n, sum))
+    }
+
+    /// Regression: a gzip stream cut after its first blocks used to fail the whole input ("read
+    /// error (corrupt gzip?)", exit 1 from the CLI) because pcap-parser reads twice while it checks
+    /// the header and maps any error to `ReadError`. The packets before the damage must come out,
+    /// with the reason in the summary.
+    #[test]
+    fn truncated_gzip_yields_the_packets_before_the_cut() {
+        let raw = pcap(300);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&raw).unwrap();
+        let gz = gz.finish().unwrap();
+        let (all, _) = count(&gz).unwrap();
+        assert_eq!(all, 300);
+        for cut in [gz.len() / 3, gz.len() / 2, gz.len() - 9, gz.len() - 1] {
+            let (n, sum) = count(&gz[..cut]).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
+            // Near the end only the trailer (CRC, length) may be lost: every packet, still flagged.
+            assert!(
+                n > 0 && (n < 300 || cut > gz.len() - 10),
+                "cut {cut}: {n} packets"
+            );
+            assert!(
+                sum.error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("read error"))
+                    || sum.truncated,
+                "cut {cut}: {sum:?}"
+            );
+        }
+        // Damage in the gzip header: no capture header at all, a file-level error.
+        assert!(matches!(count(&gz[..5]), Err(SourceError::Format(_))));
+    }
+
+    /// An I/O error after some bytes ends the input like a truncation, with the error kept.
+    #[test]
+    fn read_error_mid_file_ends_the_input() {
+        struct Failing(Vec<u8>, usize);
+        impl Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                if self.1 >= self.0.len() {
+                    return Err(std::io::Error::other("disk on fire"));
+                }
+                let n = buf.len().min(100).min(self.0.len() - self.1);
+                buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let raw = pcap(50);
+        let cut = raw[..24 + 216 * 10 + 50].to_vec();
+        let mut n = 0;
+        let sum = read_from(Failing(cut, 0), &mut |_| n += 1).unwrap();
+        assert_eq!(n, 10);
+        assert_eq!(sum.error.as_deref(), Some("read error: disk on fire"));
+    }
 }
