@@ -33,6 +33,8 @@ enum Cmd {
         #[command(subcommand)]
         cmd: RemovalCmd,
     },
+    /// Live capture from an interface (span/mirror port) through libpcap.
+    Capture(CaptureArgs),
     /// Reports for people: HTML or Graphviz DOT of the inventory.
     Report(ReportArgs),
 }
@@ -122,6 +124,16 @@ struct AnalyzeArgs {
     /// Capture files, read in order as one capture.
     #[arg(required = true)]
     pcaps: Vec<PathBuf>,
+    /// Analysis workers; packets are sharded to them by symmetric flow hash.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+/// Options shared by `analyze` and `capture`: outputs, trust, rules, tracking limits.
+#[derive(clap::Args, Debug)]
+struct CommonArgs {
     /// Write NDJSON events here (`-` = stdout).
     #[arg(short = 'o', long = "events")]
     events: Option<PathBuf>,
@@ -150,12 +162,43 @@ struct AnalyzeArgs {
     /// codes) at most once per this many seconds of capture time; 0 emits every occurrence.
     #[arg(long, default_value_t = 86_400)]
     suppress: i64,
-    /// Analysis workers; packets are sharded to them by symmetric flow hash.
-    #[arg(long, default_value_t = 1)]
-    workers: usize,
     /// Do not print the end-of-run summary.
     #[arg(short, long)]
     quiet: bool,
+}
+
+/// `trustmap capture`: live capture (needs the `live` cargo feature and CAP_NET_RAW).
+#[derive(clap::Args, Debug)]
+struct CaptureArgs {
+    /// Interface to capture on (a span/mirror port).
+    #[arg(short = 'i', long = "interface")]
+    iface: String,
+    /// BPF filter (tcpdump syntax), applied in the kernel.
+    #[arg(short = 'f', long = "filter")]
+    bpf: Option<String>,
+    /// Capture workers, each with its own handle in one PACKET_FANOUT hash group.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Bytes kept per packet.
+    #[arg(long, default_value_t = 65_535)]
+    snaplen: i32,
+    /// Kernel ring per worker, MiB.
+    #[arg(long, default_value_t = 64)]
+    buffer_mib: i32,
+    /// libpcap immediate mode (lower latency, more CPU).
+    #[arg(long)]
+    immediate: bool,
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    no_promisc: bool,
+    /// Drop privileges to this user once the handles are open.
+    #[arg(long)]
+    user: Option<String>,
+    /// Seconds between `trustmap.stats` events (0: only the final one).
+    #[arg(long, default_value_t = 10)]
+    stats_interval: u64,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 pub fn run() -> ExitCode {
@@ -172,6 +215,7 @@ pub fn run() -> ExitCode {
     };
     match cli.cmd {
         Cmd::Analyze(a) => analyze(a),
+        Cmd::Capture(a) => finish(capture_inner(a)),
         Cmd::Inventory(a) => inventory_cmd(a),
         Cmd::Removal { cmd } => removal_cmd(cmd),
         Cmd::Report(a) => report_cmd(a),
@@ -258,40 +302,90 @@ fn analyze(a: AnalyzeArgs) -> ExitCode {
     finish(analyze_inner(a))
 }
 
+/// What both `analyze` and `capture` set up before packets flow.
+struct Prepared {
+    engine: capture::EngineConfig,
+    enricher: Enricher,
+    sink: EventSink,
+    inventory: pipeline::InventoryWriter,
+}
+
+fn prepare(c: &CommonArgs) -> Result<Prepared, Fail> {
+    let (rules, as_of) = c.rules.load()?;
+    let stores = load_stores(&c.anchors)?;
+    let mut engine = capture::EngineConfig::default();
+    engine.depth = c.depth;
+    engine.max_flows = c.max_flows.max(1);
+    engine.idle_timeout_ns = c.idle_timeout.saturating_mul(1_000_000_000);
+    let mut ecfg = EnrichConfig {
+        as_of,
+        suppress_secs: c.suppress.max(0),
+        ..EnrichConfig::default()
+    };
+    ecfg.policy.expiring_within_secs = c.expiring_days.saturating_mul(86_400);
+    let enricher = Enricher::new(stores, rules, ecfg);
+    let inv = Inventory::open(&c.db).map_err(|e| runtime(format!("inventory {}: {e}", c.db)))?;
+    let inventory = pipeline::InventoryWriter::spawn(inv).map_err(runtime)?;
+    let out =
+        open_events(&c.events).map_err(|e| runtime(format!("cannot open events output: {e}")))?;
+    Ok(Prepared {
+        engine,
+        enricher,
+        sink: EventSink::new(out),
+        inventory,
+    })
+}
+
 fn analyze_inner(a: AnalyzeArgs) -> Result<(), Fail> {
-    let (rules, as_of) = a.rules.load()?;
-    let stores = load_stores(&a.anchors)?;
-    let mut opts = AnalyzeOptions {
+    let mut p = prepare(&a.common)?;
+    let opts = AnalyzeOptions {
         inputs: a.pcaps,
-        engine: capture::EngineConfig::default(),
+        engine: p.engine.clone(),
         analyzer: analyzer::AnalyzerConfig::default(),
         workers: a.workers.max(1),
     };
-    opts.engine.depth = a.depth;
-    opts.engine.max_flows = a.max_flows.max(1);
-    opts.engine.idle_timeout_ns = a.idle_timeout.saturating_mul(1_000_000_000);
-    let mut ecfg = EnrichConfig {
-        as_of,
-        suppress_secs: a.suppress.max(0),
-        ..EnrichConfig::default()
-    };
-    ecfg.policy.expiring_within_secs = a.expiring_days.saturating_mul(86_400);
-    let mut enricher = Enricher::new(stores, rules, ecfg);
-    let inv = Inventory::open(&a.db).map_err(|e| runtime(format!("inventory {}: {e}", a.db)))?;
-    let mut inv = pipeline::InventoryWriter::spawn(inv).map_err(runtime)?;
-    let out =
-        open_events(&a.events).map_err(|e| runtime(format!("cannot open events output: {e}")))?;
-    let mut sink = EventSink::new(out);
     let mut stages = pipeline::Stages {
-        enricher: &mut enricher,
-        sink: &mut sink,
-        inventory: Some(&mut inv),
+        enricher: &mut p.enricher,
+        sink: &mut p.sink,
+        inventory: Some(&mut p.inventory),
     };
     let sum = pipeline::analyze(&opts, &mut stages).map_err(runtime)?;
-    if !a.quiet {
+    if !a.common.quiet {
         eprint!("{}", pipeline::summary_text(&sum));
     }
     Ok(())
+}
+
+#[cfg(feature = "live")]
+fn capture_inner(a: CaptureArgs) -> Result<(), Fail> {
+    let p = prepare(&a.common)?;
+    let mut live = capture::live::LiveConfig::new(a.iface.clone());
+    live.bpf = a.bpf;
+    live.workers = a.workers.max(1);
+    live.snaplen = a.snaplen;
+    live.buffer_size = a.buffer_mib.saturating_mul(1 << 20);
+    live.immediate = a.immediate;
+    live.promisc = !a.no_promisc;
+    live.user = a.user;
+    live.stats_interval = std::time::Duration::from_secs(a.stats_interval);
+    crate::live_cmd::run(crate::live_cmd::CaptureSetup {
+        live,
+        engine: p.engine,
+        analyzer: analyzer::AnalyzerConfig::default(),
+        enricher: p.enricher,
+        sink: p.sink,
+        inventory: p.inventory,
+        quiet: a.common.quiet,
+    })
+    .map_err(runtime)
+}
+
+#[cfg(not(feature = "live"))]
+fn capture_inner(a: CaptureArgs) -> Result<(), Fail> {
+    let _ = a;
+    Err(usage(
+        "this trustmap was built without live capture: cargo build --release --features live (needs libpcap-dev)",
+    ))
 }
 
 fn open_existing(db: &str) -> Result<Inventory, Fail> {

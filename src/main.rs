@@ -6,6 +6,8 @@ mod cli;
 mod enrich;
 mod events;
 mod inventory;
+#[cfg(feature = "live")]
+mod live_cmd;
 mod packets;
 mod pipeline;
 mod report;

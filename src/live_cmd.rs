@@ -1,0 +1,204 @@
+//! `trustmap capture`: live span-port capture through libpcap (cargo feature `live`).
+//!
+//! The capture workers (one per fanout handle, see `capture::live`) each own their flows and an
+//! Analyzer; their outputs travel over one bounded channel to the stage thread, which owns the
+//! enrichment, the event writer and the inventory, exactly as in `analyze`. When the stage thread
+//! lags, workers wait on the channel and the kernel ring absorbs the burst (drops are counted and
+//! reported, never hidden). Every `--stats-interval` a `trustmap.stats` event reports packets,
+//! kernel and interface drops, flows and engine counters.
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use analyzer::{Analyzer, AnalyzerConfig, Output};
+use capture::live::{LiveConfig, LiveReport};
+use capture::EngineConfig;
+use serde_json::{json, Value};
+
+use crate::enrich::Enricher;
+use crate::pipeline::{self, EventSink, InventoryWriter, RunSummary, Stages};
+
+/// Outputs in flight between the capture workers and the stage thread.
+const CHANNEL: usize = 16_384;
+/// Certificates remembered for the once-per-certificate `trustmap.x509` event (then forgotten
+/// and reported again: a long-running sensor re-announces certificates rather than grow).
+const MAX_SEEN_CERTS: usize = 1_000_000;
+
+enum Msg {
+    Output(Output),
+    Stats(Value),
+}
+
+/// Everything `trustmap capture` needs, prepared (and files opened) before capture starts, so
+/// a privilege drop cannot make them unreachable.
+pub struct CaptureSetup {
+    pub live: LiveConfig,
+    pub engine: EngineConfig,
+    pub analyzer: AnalyzerConfig,
+    pub enricher: Enricher,
+    pub sink: EventSink,
+    pub inventory: InventoryWriter,
+    pub quiet: bool,
+}
+
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The `trustmap.stats` event of one report.
+pub fn stats_event(r: &LiveReport, iface: &str) -> Value {
+    let e = r.engine();
+    let workers: Vec<Value> = r
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            json!({"worker": i, "received": w.received, "kernel_dropped": w.kernel_dropped,
+                   "flows": w.flows, "packets": w.engine.packets, "bytes": w.engine.bytes})
+        })
+        .collect();
+    json!({
+        "@timestamp": crate::time::rfc3339_ns(wall_ns()),
+        "event": {"dataset": "trustmap.stats", "kind": "metric"},
+        "observer": {"ingress": {"interface": {"name": iface}}},
+        "trustmap": {"stats": {
+            "final": r.is_final,
+            "elapsed_s": r.elapsed.as_secs_f64(),
+            "received": r.received(),
+            "kernel_dropped": r.kernel_dropped(),
+            "if_dropped": r.if_dropped(),
+            "packets": e.packets,
+            "bytes": e.bytes,
+            "bypassed_packets": e.bypassed_packets,
+            "flows_created": e.flows_created,
+            "flows_evicted": e.flows_evicted_lru,
+            "flows_idle_timeout": e.flows_idle_timeout,
+            "flows": r.workers.iter().map(|w| w.flows).sum::<usize>(),
+            "decode_problems": e.problems_total(),
+            "workers": workers,
+        }}
+    })
+}
+
+/// Runs the capture until SIGINT/SIGTERM; returns the exit code's error text on failure.
+pub fn run(setup: CaptureSetup) -> Result<(), String> {
+    let CaptureSetup {
+        live,
+        engine,
+        analyzer,
+        mut enricher,
+        mut sink,
+        mut inventory,
+        quiet,
+    } = setup;
+    let (tx, rx) = crossbeam_channel::bounded::<Msg>(CHANNEL);
+    let stage = std::thread::Builder::new()
+        .name("trustmap-stages".into())
+        .spawn(move || -> Result<RunSummary, String> {
+            let mut sum = RunSummary::default();
+            let mut stages = Stages {
+                enricher: &mut enricher,
+                sink: &mut sink,
+                inventory: Some(&mut inventory),
+            };
+            let mut err = None;
+            // Each worker parses certificates with its own cache: report each one once.
+            let mut seen: HashSet<[u8; 32]> = HashSet::new();
+            for m in rx {
+                if err.is_some() {
+                    continue; // keep draining so workers never block on a dead stage
+                }
+                let r = match m {
+                    Msg::Output(Output::NewCert(ci, _)) if seen.contains(&ci.sha256) => Ok(()),
+                    Msg::Output(o) => {
+                        if let Output::NewCert(ci, _) = &o {
+                            if seen.len() >= MAX_SEEN_CERTS {
+                                seen.clear();
+                            }
+                            seen.insert(ci.sha256);
+                        }
+                        stages.handle(o, &mut sum)
+                    }
+                    Msg::Stats(v) => stages
+                        .sink
+                        .emit(v, &mut sum)
+                        .map_err(|e| format!("writing events: {e}")),
+                };
+                if let Err(e) = r {
+                    err = Some(e);
+                }
+            }
+            let ev = stages
+                .sink
+                .finish()
+                .map_err(|e| format!("writing events: {e}"));
+            let inv = match stages.inventory.as_deref_mut() {
+                Some(i) => i.finish(),
+                None => Ok(()),
+            };
+            if let Some(e) = err {
+                return Err(e);
+            }
+            ev?;
+            inv?;
+            sum.enrich = stages.enricher.stats.clone();
+            Ok(sum)
+        })
+        .map_err(|e| format!("stage thread: {e}"))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let out_tx = tx.clone();
+    let iface = live.iface.clone();
+    let mut last: Option<LiveReport> = None;
+    let res = capture::live::run(
+        &live,
+        engine,
+        |_worker| Analyzer::new(analyzer.clone()),
+        move |_worker, eng| {
+            for o in eng.app.out.drain(..) {
+                if out_tx.send(Msg::Output(o)).is_err() {
+                    break;
+                }
+            }
+        },
+        |r| {
+            let _ = tx.send(Msg::Stats(stats_event(r, &iface)));
+            if !quiet && !r.is_final {
+                eprintln!(
+                    "trustmap: {:.0}s received {} kernel drops {} if drops {} flows {}",
+                    r.elapsed.as_secs_f64(),
+                    r.received(),
+                    r.kernel_dropped(),
+                    r.if_dropped(),
+                    r.workers.iter().map(|w| w.flows).sum::<usize>()
+                );
+            }
+            last = Some(r.clone());
+        },
+        stop,
+    );
+    drop(tx);
+    let stage_res = stage
+        .join()
+        .map_err(|_| "stage thread panicked".to_string())?;
+    let live_res = res.map_err(|e| e.to_string());
+    let mut sum = stage_res?;
+    if let Some(r) = &last {
+        sum.capture = r.engine();
+        if !quiet {
+            eprint!("{}", pipeline::summary_text(&sum));
+            eprintln!(
+                "  live: received {}, kernel drops {}, interface drops {}, {:.1} s",
+                r.received(),
+                r.kernel_dropped(),
+                r.if_dropped(),
+                r.elapsed.as_secs_f64()
+            );
+        }
+    }
+    live_res.map(|_| ())
+}

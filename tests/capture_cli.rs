@@ -1,0 +1,153 @@
+//! `trustmap capture` end to end (ignored by default; needs root, `ip` and `tcpreplay`, and the
+//! `live` feature): a veth pair inside a network namespace of its own, the estate capture replayed
+//! at top speed on one end, trustmap capturing on the other with 2 workers; SIGINT stops it.
+//! The events must equal an offline run's (same handshakes, findings, one x509 event per
+//! certificate), with `trustmap.stats` events and zero kernel drops. Nothing leaves the namespace.
+//!
+//! `cargo test --features live --test capture_cli -- --ignored`
+#![cfg(feature = "live")]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn counts(path: &PathBuf) -> (BTreeMap<String, usize>, Vec<Value>) {
+    let text = std::fs::read_to_string(path).expect("events");
+    let mut m = BTreeMap::new();
+    let mut stats = Vec::new();
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).expect("json");
+        let ds = v["event"]["dataset"].as_str().unwrap_or("").to_string();
+        let key = match ds.as_str() {
+            "trustmap.finding" => format!("finding {}", v["trustmap"]["finding"]["code"]),
+            "trustmap.stats" => {
+                stats.push(v);
+                continue;
+            }
+            "trustmap.x509" => format!("x509 {}", v["trustmap"]["sha256"]),
+            _ => format!("{ds} {} {}", v["source"]["ip"], v["destination"]["ip"]),
+        };
+        *m.entry(key).or_insert(0) += 1;
+    }
+    (m, stats)
+}
+
+#[test]
+#[ignore]
+fn live_capture_equals_offline() {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    if !is_root || !sh(&["tcpreplay", "--version"]) {
+        eprintln!("skipped: needs root and tcpreplay");
+        return;
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("trustmap-capture-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let bin = env!("CARGO_BIN_EXE_trustmap");
+    let common = [
+        "--suppress",
+        "0",
+        "--rules",
+        "pcaps/cases/estate-rules.toml",
+        "--anchors",
+        "corp=pcaps/cases/estate-pki/old-root.pem",
+        "--anchors",
+        "corp=pcaps/cases/estate-pki/new-root.pem",
+    ];
+    let offline = dir.join("offline.ndjson");
+    let ok = Command::new(bin)
+        .current_dir(&root)
+        .args(["analyze", "-q", "--db", ":memory:", "-o"])
+        .arg(&offline)
+        .args(common)
+        .arg("pcaps/cases/estate.pcap")
+        .status()
+        .expect("offline run");
+    assert!(ok.success());
+
+    let ns = format!("tmcli{}", std::process::id());
+    if !sh(&["ip", "netns", "add", &ns]) {
+        eprintln!("skipped: cannot create a network namespace here");
+        return;
+    }
+    let inns = |args: &[&str]| {
+        let mut v = vec!["ip", "netns", "exec", ns.as_str()];
+        v.extend_from_slice(args);
+        sh(&v)
+    };
+    assert!(inns(&[
+        "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb"
+    ]));
+    assert!(inns(&["ip", "link", "set", "va", "up"]));
+    assert!(inns(&["ip", "link", "set", "vb", "up"]));
+    inns(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+
+    let live = dir.join("live.ndjson");
+    let db = dir.join("live.db");
+    let mut child = Command::new("ip")
+        .current_dir(&root)
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            bin,
+            "capture",
+            "-q",
+            "-i",
+            "vb",
+            "--workers",
+            "2",
+        ])
+        .args(["--stats-interval", "1", "--user", "nobody", "-o"])
+        .arg(&live)
+        .arg("--db")
+        .arg(&db)
+        .args(common)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("capture");
+    // Output files are opened before privileges drop; give the handles time to open.
+    std::thread::sleep(Duration::from_millis(1500));
+    let replayed = inns(&[
+        "tcpreplay",
+        "-q",
+        "--topspeed",
+        "-i",
+        "va",
+        "pcaps/cases/estate.pcap",
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    sh(&["kill", "-INT", &child.id().to_string()]);
+    let out = child.wait_with_output().expect("wait");
+    sh(&["ip", "netns", "del", &ns]);
+    assert!(replayed, "tcpreplay failed");
+    assert!(
+        out.status.success(),
+        "capture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (want, _) = counts(&offline);
+    let (got, stats) = counts(&live);
+    assert_eq!(got, want, "live events equal the offline run's");
+    let last = stats.last().expect("stats events");
+    assert_eq!(last["trustmap"]["stats"]["final"], true);
+    assert_eq!(last["trustmap"]["stats"]["kernel_dropped"], 0);
+    assert!(last["trustmap"]["stats"]["received"].as_u64().unwrap_or(0) >= 222);
+    assert!(stats.len() >= 2, "periodic and final stats");
+    let _ = std::fs::remove_dir_all(&dir);
+}
