@@ -313,10 +313,12 @@ struct Prepared {
 fn prepare(c: &CommonArgs) -> Result<Prepared, Fail> {
     let (rules, as_of) = c.rules.load()?;
     let stores = load_stores(&c.anchors)?;
-    let mut engine = capture::EngineConfig::default();
-    engine.depth = c.depth;
-    engine.max_flows = c.max_flows.max(1);
-    engine.idle_timeout_ns = c.idle_timeout.saturating_mul(1_000_000_000);
+    let engine = capture::EngineConfig {
+        depth: c.depth,
+        max_flows: c.max_flows.max(1),
+        idle_timeout_ns: c.idle_timeout.saturating_mul(1_000_000_000),
+        ..capture::EngineConfig::default()
+    };
     let mut ecfg = EnrichConfig {
         as_of,
         suppress_secs: c.suppress.max(0),

@@ -98,7 +98,7 @@ fn live_capture_equals_offline() {
 
     let live = dir.join("live.ndjson");
     let db = dir.join("live.db");
-    let mut child = Command::new("ip")
+    let child = Command::new("ip")
         .current_dir(&root)
         .args([
             "netns",
