@@ -100,10 +100,6 @@ pub fn default_stores() -> TrustStores {
     stores
 }
 
-fn hexs(b: &[u8]) -> String {
-    hex::encode(b)
-}
-
 /// Validity boundaries of every certificate involved in `r`, around `instant`.
 fn stable_window(r: &ChainResult, presented: &[Arc<CertInfo>], instant: i64) -> (i64, i64) {
     let (mut from, mut until) = (i64::MIN, i64::MAX);
@@ -125,7 +121,7 @@ fn stable_window(r: &ChainResult, presented: &[Arc<CertInfo>], instant: i64) -> 
 }
 
 fn anchor_json(a: &chain::AnchorRef) -> Value {
-    json!({"sha256": hexs(&a.sha256), "subject": a.subject, "store": a.stores})
+    json!({"sha256": hex::encode(&a.sha256), "subject": a.subject, "store": a.stores})
 }
 
 fn map_outcome(o: &Outcome) -> (rules::Outcome, inventory::Outcome) {
@@ -141,11 +137,6 @@ fn map_outcome(o: &Outcome) -> (rules::Outcome, inventory::Outcome) {
         ),
         Outcome::Unknown => (rules::Outcome::Unknown, inventory::Outcome::Unknown),
     }
-}
-
-fn weak_sig(alg: &str) -> bool {
-    let a = alg.to_ascii_lowercase();
-    a.contains("sha1") || a.contains("md5") || a.contains("md2")
 }
 
 impl Enricher {
@@ -240,7 +231,7 @@ impl Enricher {
     fn dependency_cas(&self, r: &ChainResult) -> Vec<CaRef> {
         let mut out: Vec<CaRef> = Vec::new();
         let add = |c: &CertInfo, out: &mut Vec<CaRef>| {
-            let sha = hexs(&c.sha256);
+            let sha = hex::encode(&c.sha256);
             if out.iter().any(|x| x.sha256 == sha) {
                 return;
             }
@@ -311,7 +302,7 @@ impl Enricher {
             tls_version: version.as_deref(),
             anchor: built.as_deref().map(|r| self.anchor_kind(r)),
             leaf_validity: leaf.map(|l| (l.not_before, l.not_after)),
-            leaf_sig_sha1: leaf.is_some_and(|l| weak_sig(&l.signature_algorithm)),
+            leaf_sig_sha1: leaf.is_some_and(|l| findings::weak_sig(&l.signature_algorithm)),
             leaf_key: leaf.and_then(|l| {
                 l.public_key_size
                     .map(|s| (l.public_key_algorithm.as_str(), s))
@@ -350,7 +341,7 @@ impl Enricher {
             // Policy findings.
             let policy = findings::evaluate(r, &presented, sni, instant, &self.cfg.policy);
             for f in policy {
-                let ca = f.ca.as_ref().map(|c| (hexs(&c.sha256), c.subject.clone()));
+                let ca = f.ca.as_ref().map(|c| (hex::encode(&c.sha256), c.subject.clone()));
                 let ident = (
                     f.code,
                     "",
@@ -365,7 +356,7 @@ impl Enricher {
                 }
                 let mut fj = json!({
                     "code": f.code,
-                    "cert": {"sha256": hexs(&f.cert_sha256)},
+                    "cert": {"sha256": hex::encode(&f.cert_sha256)},
                     "message": f.message,
                 });
                 if let Some((sha, subject)) = ca {
@@ -451,7 +442,7 @@ impl Enricher {
             resumed: h.resumed,
             outcome: inv_outcome,
             cas,
-            leaf_sha256: presented.first().map(|l| hexs(&l.sha256)),
+            leaf_sha256: presented.first().map(|l| hex::encode(&l.sha256)),
             client_auth_ca_names,
         });
         out
@@ -473,7 +464,7 @@ impl Enricher {
             is_ca: bool,
         }
         let own = |c: &CertInfo| Owned {
-            sha: hexs(&c.sha256),
+            sha: hex::encode(&c.sha256),
             spki: c.spki_sha256.clone(),
             subject: c.subject.clone(),
             not_before: c.parse_error.is_none().then_some(c.not_before),
@@ -494,7 +485,7 @@ impl Enricher {
         let extra: Vec<Owned> = r
             .reached_cas()
             .into_iter()
-            .filter(|c| !chain_owned.iter().any(|o| o.sha == hexs(&c.sha256)))
+            .filter(|c| !chain_owned.iter().any(|o| o.sha == hex::encode(&c.sha256)))
             .map(|c| own(c))
             .collect();
         let chain_facts: Vec<CertFacts<'_>> = chain_owned
@@ -530,9 +521,9 @@ fn issue_name(i: &ChainIssue) -> Value {
         ChainIssue::Incomplete => json!("incomplete"),
         ChainIssue::Misordered => json!("misordered"),
         ChainIssue::Unrelated(i) => json!({"unrelated": i}),
-        ChainIssue::UnknownAnchor(s) => json!({"unknown_anchor": hexs(s)}),
+        ChainIssue::UnknownAnchor(s) => json!({"unknown_anchor": hex::encode(s)}),
         ChainIssue::SelfSignedLeaf => json!("self_signed_leaf"),
-        ChainIssue::ExpiredIntermediate(s) => json!({"expired_intermediate": hexs(s)}),
+        ChainIssue::ExpiredIntermediate(s) => json!({"expired_intermediate": hex::encode(s)}),
     }
 }
 

@@ -167,7 +167,8 @@ pub fn leaf_covers(leaf: &CertInfo, sni: &str) -> bool {
     cn_of(&leaf.subject).is_some_and(|cn| dns_name_matches(cn, sni))
 }
 
-fn weak_sig(alg: &str) -> bool {
+/// MD2, MD5 or SHA-1 in a signature algorithm name.
+pub fn weak_sig(alg: &str) -> bool {
     let a = alg.to_ascii_lowercase();
     a.contains("md5") || a.contains("md2") || a.contains("sha1") || a == "dsawithsha1"
 }
