@@ -341,7 +341,9 @@ impl Enricher {
             // Policy findings.
             let policy = findings::evaluate(r, &presented, sni, instant, &self.cfg.policy);
             for f in policy {
-                let ca = f.ca.as_ref().map(|c| (hex::encode(&c.sha256), c.subject.clone()));
+                let ca =
+                    f.ca.as_ref()
+                        .map(|c| (hex::encode(&c.sha256), c.subject.clone()));
                 let ident = (
                     f.code,
                     "",
