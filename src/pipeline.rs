@@ -37,6 +37,8 @@ pub struct RunSummary {
     pub enrich: EnrichStats,
 }
 
+/// Analyzer outputs in flight between the packet stage and the enrichment stage.
+const OUTPUTS_IN_FLIGHT: usize = 4096;
 /// Items handed to a stage thread per channel message.
 const BATCH: usize = 64;
 /// Batches in flight per stage thread (bounded memory; the producer waits when the stage lags).
@@ -242,7 +244,33 @@ pub fn analyze(opts: &AnalyzeOptions, stages: &mut Stages<'_>) -> Result<RunSumm
         analyzer: opts.analyzer.clone(),
         workers: opts.workers,
     };
-    let ps = packets::run(&popts, &mut |o| stages.handle(o, &mut sum));
+    // The packet stage runs here; enrichment and event building run on a thread of their own,
+    // in output order (one FIFO channel), so handshake-heavy traffic uses two cores.
+    let (tx, rx) = crossbeam_channel::bounded::<Output>(OUTPUTS_IN_FLIGHT);
+    let (ps, handled) = std::thread::scope(|scope| {
+        let sum = &mut sum;
+        let st = &mut *stages;
+        let stage = scope.spawn(move || -> Result<(), String> {
+            for o in rx {
+                st.handle(o, sum)?;
+            }
+            Ok(())
+        });
+        let ps = packets::run(&popts, &mut |o| {
+            tx.send(o)
+                .map_err(|_| "enrichment stage stopped".to_string())
+        });
+        drop(tx);
+        let handled = stage
+            .join()
+            .unwrap_or_else(|_| Err("enrichment stage panicked".into()));
+        (ps, handled)
+    });
+    // The stage's own error explains a packet-stage "stopped" error: report it first.
+    let ps = match (ps, handled) {
+        (_, Err(e)) => Err(e),
+        (ps, Ok(())) => ps,
+    };
     // Finish both stage threads even when the packet stage failed, so what was seen is kept.
     let events_done = stages
         .sink
