@@ -121,7 +121,7 @@ fn stable_window(r: &ChainResult, presented: &[Arc<CertInfo>], instant: i64) -> 
 }
 
 fn anchor_json(a: &chain::AnchorRef) -> Value {
-    json!({"sha256": hex::encode(&a.sha256), "subject": a.subject, "store": a.stores})
+    json!({"sha256": hex::encode(a.sha256), "subject": a.subject, "store": a.stores})
 }
 
 fn map_outcome(o: &Outcome) -> (rules::Outcome, inventory::Outcome) {
@@ -231,7 +231,7 @@ impl Enricher {
     fn dependency_cas(&self, r: &ChainResult) -> Vec<CaRef> {
         let mut out: Vec<CaRef> = Vec::new();
         let add = |c: &CertInfo, out: &mut Vec<CaRef>| {
-            let sha = hex::encode(&c.sha256);
+            let sha = hex::encode(c.sha256);
             if out.iter().any(|x| x.sha256 == sha) {
                 return;
             }
@@ -343,7 +343,7 @@ impl Enricher {
             for f in policy {
                 let ca =
                     f.ca.as_ref()
-                        .map(|c| (hex::encode(&c.sha256), c.subject.clone()));
+                        .map(|c| (hex::encode(c.sha256), c.subject.clone()));
                 let ident = (
                     f.code,
                     "",
@@ -358,7 +358,7 @@ impl Enricher {
                 }
                 let mut fj = json!({
                     "code": f.code,
-                    "cert": {"sha256": hex::encode(&f.cert_sha256)},
+                    "cert": {"sha256": hex::encode(f.cert_sha256)},
                     "message": f.message,
                 });
                 if let Some((sha, subject)) = ca {
@@ -444,7 +444,7 @@ impl Enricher {
             resumed: h.resumed,
             outcome: inv_outcome,
             cas,
-            leaf_sha256: presented.first().map(|l| hex::encode(&l.sha256)),
+            leaf_sha256: presented.first().map(|l| hex::encode(l.sha256)),
             client_auth_ca_names,
         });
         out
@@ -466,7 +466,7 @@ impl Enricher {
             is_ca: bool,
         }
         let own = |c: &CertInfo| Owned {
-            sha: hex::encode(&c.sha256),
+            sha: hex::encode(c.sha256),
             spki: c.spki_sha256.clone(),
             subject: c.subject.clone(),
             not_before: c.parse_error.is_none().then_some(c.not_before),
@@ -487,7 +487,7 @@ impl Enricher {
         let extra: Vec<Owned> = r
             .reached_cas()
             .into_iter()
-            .filter(|c| !chain_owned.iter().any(|o| o.sha == hex::encode(&c.sha256)))
+            .filter(|c| !chain_owned.iter().any(|o| o.sha == hex::encode(c.sha256)))
             .map(|c| own(c))
             .collect();
         let chain_facts: Vec<CertFacts<'_>> = chain_owned
