@@ -123,19 +123,13 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
                         }
                         stages.handle(o, &mut sum)
                     }
-                    Msg::Stats(v) => stages
-                        .sink
-                        .emit(v, &mut sum)
-                        .map_err(|e| format!("writing events: {e}")),
+                    Msg::Stats(v) => stages.sink.emit(v, &mut sum),
                 };
                 if let Err(e) = r {
                     err = Some(e);
                 }
             }
-            let ev = stages
-                .sink
-                .finish()
-                .map_err(|e| format!("writing events: {e}"));
+            let ev = stages.sink.finish();
             let inv = match stages.inventory.as_deref_mut() {
                 Some(i) => i.finish(),
                 None => Ok(()),

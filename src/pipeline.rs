@@ -44,146 +44,149 @@ const BATCH: usize = 64;
 /// Batches in flight per stage thread (bounded memory; the producer waits when the stage lags).
 const BATCHES_IN_FLIGHT: usize = 64;
 
-/// Writes NDJSON events, one per line, on a thread of its own (serialisation and I/O overlap
-/// with analysis).
-pub struct EventSink {
-    tx: Option<crossbeam_channel::Sender<Vec<serde_json::Value>>>,
-    batch: Vec<serde_json::Value>,
-    handle: Option<std::thread::JoinHandle<std::io::Result<()>>>,
-}
-
-impl EventSink {
-    pub fn new(out: Option<Box<dyn Write + Send>>) -> Self {
-        let Some(mut w) = out else {
-            return EventSink {
-                tx: None,
-                batch: Vec::new(),
-                handle: None,
-            };
-        };
-        let (tx, rx) = crossbeam_channel::bounded::<Vec<serde_json::Value>>(BATCHES_IN_FLIGHT);
-        let handle = std::thread::Builder::new()
-            .name("trustmap-events".into())
-            .spawn(move || {
-                let mut line = Vec::with_capacity(8192);
-                for batch in rx {
-                    for v in batch {
-                        line.clear();
-                        serde_json::to_writer(&mut line, &v)?;
-                        line.push(b'\n');
-                        w.write_all(&line)?;
-                    }
-                }
-                w.flush()
-            });
-        match handle {
-            Ok(h) => EventSink {
-                tx: Some(tx),
-                batch: Vec::with_capacity(BATCH),
-                handle: Some(h),
-            },
-            Err(_) => EventSink {
-                tx: None,
-                batch: Vec::new(),
-                handle: None,
-            },
-        }
-    }
-
-    /// The writer thread ended early: its error.
-    fn writer_error(&mut self) -> std::io::Error {
-        self.tx = None;
-        match self.handle.take().map(|h| h.join()) {
-            Some(Ok(Err(e))) => e,
-            _ => std::io::Error::other("event writer stopped"),
-        }
-    }
-
-    pub fn emit(&mut self, v: serde_json::Value, sum: &mut RunSummary) -> std::io::Result<()> {
-        sum.events += 1;
-        let Some(tx) = &self.tx else {
-            return Ok(());
-        };
-        self.batch.push(v);
-        if self.batch.len() >= BATCH {
-            let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-            if tx.send(b).is_err() {
-                return Err(self.writer_error());
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes what is left, flushes and stops the writer.
-    pub fn finish(&mut self) -> std::io::Result<()> {
-        if let Some(tx) = self.tx.take() {
-            let b = std::mem::take(&mut self.batch);
-            let _ = tx.send(b);
-        }
-        match self.handle.take().map(|h| h.join()) {
-            None => Ok(()),
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err(std::io::Error::other("event writer panicked")),
-        }
-    }
-}
-
-/// Records inventory observations on a thread of its own (SQLite work overlaps with analysis).
-pub struct InventoryWriter {
-    tx: Option<crossbeam_channel::Sender<Vec<Observation>>>,
-    batch: Vec<Observation>,
+/// A consumer on a thread of its own, fed in batches over a bounded channel. Its error (or panic)
+/// is returned by the next `push` after it stopped, or by `finish`.
+struct BatchThread<T: Send + 'static> {
+    name: &'static str,
+    tx: Option<crossbeam_channel::Sender<Vec<T>>>,
+    batch: Vec<T>,
     handle: Option<std::thread::JoinHandle<Result<(), String>>>,
 }
 
-impl InventoryWriter {
-    pub fn spawn(mut inv: Inventory) -> Result<Self, String> {
-        let (tx, rx) = crossbeam_channel::bounded::<Vec<Observation>>(BATCHES_IN_FLIGHT);
+impl<T: Send + 'static> BatchThread<T> {
+    /// Moves `state` to a new thread called `name`, runs `consume` on every item, then `end`.
+    fn spawn<S: Send + 'static>(
+        name: &'static str,
+        mut state: S,
+        consume: fn(&mut S, T) -> Result<(), String>,
+        end: fn(&mut S) -> Result<(), String>,
+    ) -> Result<Self, String> {
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<T>>(BATCHES_IN_FLIGHT);
         let handle = std::thread::Builder::new()
-            .name("trustmap-inventory".into())
+            .name(name.into())
             .spawn(move || {
                 for batch in rx {
-                    for o in &batch {
-                        inv.record(o).map_err(|e| format!("inventory: {e}"))?;
+                    for item in batch {
+                        consume(&mut state, item)?;
                     }
                 }
-                inv.flush().map_err(|e| format!("inventory: {e}"))
+                end(&mut state)
             })
-            .map_err(|e| format!("inventory thread: {e}"))?;
-        Ok(InventoryWriter {
+            .map_err(|e| format!("{name} thread: {e}"))?;
+        Ok(BatchThread {
+            name,
             tx: Some(tx),
             batch: Vec::with_capacity(BATCH),
             handle: Some(handle),
         })
     }
 
-    pub fn record(&mut self, o: Observation) -> Result<(), String> {
+    /// Stops the thread and returns how it ended.
+    fn join(&mut self) -> Result<(), String> {
+        self.tx = None;
+        match self.handle.take().map(|h| h.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(format!("{} panicked", self.name)),
+        }
+    }
+
+    fn push(&mut self, item: T) -> Result<(), String> {
         let Some(tx) = &self.tx else {
-            return Err("inventory writer stopped".into());
+            return Err(format!("{} stopped", self.name));
         };
-        self.batch.push(o);
+        self.batch.push(item);
         if self.batch.len() >= BATCH {
             let b = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
             if tx.send(b).is_err() {
-                self.tx = None;
-                return Err(match self.handle.take().map(|h| h.join()) {
-                    Some(Ok(Err(e))) => e,
-                    _ => "inventory writer stopped".into(),
-                });
+                return Err(self
+                    .join()
+                    .err()
+                    .unwrap_or_else(|| format!("{} stopped", self.name)));
             }
         }
         Ok(())
     }
 
-    /// Records what is left, flushes and stops the thread.
-    pub fn finish(&mut self) -> Result<(), String> {
+    /// Hands over what is left and waits for the thread to end.
+    fn finish(&mut self) -> Result<(), String> {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(std::mem::take(&mut self.batch));
         }
-        match self.handle.take().map(|h| h.join()) {
-            None => Ok(()),
-            Some(Ok(r)) => r,
-            Some(Err(_)) => Err("inventory writer panicked".into()),
+        self.join()
+    }
+}
+
+/// Writes NDJSON events, one per line, on a thread of its own (serialisation and I/O overlap
+/// with analysis). Without an output, events are only counted.
+pub struct EventSink {
+    thread: Option<BatchThread<serde_json::Value>>,
+}
+
+impl EventSink {
+    pub fn new(out: Option<Box<dyn Write + Send>>) -> Result<Self, String> {
+        let Some(w) = out else {
+            return Ok(EventSink { thread: None });
+        };
+        fn werr(e: std::io::Error) -> String {
+            format!("writing events: {e}")
         }
+        let thread = BatchThread::spawn(
+            "event writer",
+            (w, Vec::with_capacity(8192)),
+            |(w, line), v: serde_json::Value| {
+                line.clear();
+                serde_json::to_writer(&mut *line, &v).map_err(|e| werr(e.into()))?;
+                line.push(b'\n');
+                w.write_all(line).map_err(werr)
+            },
+            |(w, _)| w.flush().map_err(werr),
+        )?;
+        Ok(EventSink {
+            thread: Some(thread),
+        })
+    }
+
+    pub fn emit(&mut self, v: serde_json::Value, sum: &mut RunSummary) -> Result<(), String> {
+        sum.events += 1;
+        match self.thread.as_mut() {
+            Some(t) => t.push(v),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes what is left, flushes and stops the writer.
+    pub fn finish(&mut self) -> Result<(), String> {
+        match self.thread.as_mut() {
+            Some(t) => t.finish(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Records inventory observations on a thread of its own (SQLite work overlaps with analysis).
+pub struct InventoryWriter(BatchThread<Observation>);
+
+impl InventoryWriter {
+    pub fn spawn(inv: Inventory) -> Result<Self, String> {
+        fn ierr(e: crate::inventory::InventoryError) -> String {
+            format!("inventory: {e}")
+        }
+        Ok(InventoryWriter(BatchThread::spawn(
+            "inventory writer",
+            inv,
+            |inv, o: Observation| inv.record(&o).map_err(ierr),
+            |inv| inv.flush().map_err(ierr),
+        )?))
+    }
+
+    pub fn record(&mut self, o: Observation) -> Result<(), String> {
+        self.0.push(o)
+    }
+
+    /// Records what is left, flushes and stops the thread.
+    pub fn finish(&mut self) -> Result<(), String> {
+        self.0.finish()
     }
 }
 
@@ -197,16 +200,13 @@ pub struct Stages<'a> {
 impl Stages<'_> {
     /// Turns one analyzer output into events and an inventory observation.
     pub fn handle(&mut self, o: Output, sum: &mut RunSummary) -> Result<(), String> {
-        let werr = |e: std::io::Error| format!("writing events: {e}");
         match o {
             Output::NewCert(ci, ts) => {
                 sum.unique_certs += 1;
                 if ci.parse_error.is_some() {
                     sum.cert_parse_errors += 1;
                 }
-                self.sink
-                    .emit(events::x509_event(&ci, ts), sum)
-                    .map_err(werr)?;
+                self.sink.emit(events::x509_event(&ci, ts), sum)?;
             }
             Output::Handshake(h) => {
                 sum.handshakes += 1;
@@ -220,11 +220,9 @@ impl Stages<'_> {
                     sum.tls13 += 1;
                 }
                 let e = self.enricher.handshake(&h);
-                self.sink
-                    .emit(events::tls_event(&h, &e.extra), sum)
-                    .map_err(werr)?;
+                self.sink.emit(events::tls_event(&h, &e.extra), sum)?;
                 for f in e.findings {
-                    self.sink.emit(f, sum).map_err(werr)?;
+                    self.sink.emit(f, sum)?;
                 }
                 if let (Some(inv), Some(obs)) = (self.inventory.as_deref_mut(), e.observation) {
                     inv.record(obs)?;
@@ -272,10 +270,7 @@ pub fn analyze(opts: &AnalyzeOptions, stages: &mut Stages<'_>) -> Result<RunSumm
         (ps, Ok(())) => ps,
     };
     // Finish both stage threads even when the packet stage failed, so what was seen is kept.
-    let events_done = stages
-        .sink
-        .finish()
-        .map_err(|e| format!("writing events: {e}"));
+    let events_done = stages.sink.finish();
     let inv_done = match stages.inventory.as_deref_mut() {
         Some(inv) => inv.finish(),
         None => Ok(()),
