@@ -427,20 +427,23 @@ fn estate_inventory_and_removal_status() {
 
     // Removal status, JSON: two endpoints and three clients left, five residual handshakes,
     // three accepted (stale trust), two failures; the whole plan is past.
-    let st: Value = serde_json::from_str(&stdout(&trustmap(&[
-        "removal",
-        "status",
-        RULE,
-        "--db",
-        &dbs,
-        "--rules",
-        "pcaps/cases/estate-rules.toml",
-        "--as-of",
-        "2026-11-26T00:00:00Z",
-        "--format",
-        "json",
-    ])))
-    .expect("status json");
+    let status = |as_of: &str, format: &str| {
+        stdout(&trustmap(&[
+            "removal",
+            "status",
+            RULE,
+            "--db",
+            &dbs,
+            "--rules",
+            "pcaps/cases/estate-rules.toml",
+            "--as-of",
+            as_of,
+            "--format",
+            format,
+        ]))
+    };
+    let st: Value =
+        serde_json::from_str(&status("2026-11-26T00:00:00Z", "json")).expect("status json");
     assert_eq!(st["phase"], "removed");
     assert_eq!(st["dependencies"]["endpoints_left"], 2);
     assert_eq!(st["dependencies"]["clients_left"], 3);
@@ -453,17 +456,7 @@ fn estate_inventory_and_removal_status() {
     assert_eq!(plan.len(), 6);
     assert!(plan.iter().all(|p| p["status"] == "past"));
     // Table form.
-    let tt = stdout(&trustmap(&[
-        "removal",
-        "status",
-        RULE,
-        "--db",
-        &dbs,
-        "--rules",
-        "pcaps/cases/estate-rules.toml",
-        "--as-of",
-        "2026-10-20T00:00:00Z",
-    ]));
+    let tt = status("2026-10-20T00:00:00Z", "table");
     assert!(
         tt.contains("Dependencies left: 2 endpoints, 3 clients"),
         "{tt}"

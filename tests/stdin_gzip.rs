@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod common;
+use common::assert_same;
+
 fn pcap(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
@@ -108,27 +111,6 @@ fn tls_events(what: &str, out: &[u8]) -> usize {
         .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{what}: {e}: {l}")))
         .filter(|v| v["event"]["dataset"] == "trustmap.tls")
         .count()
-}
-
-fn assert_same(what: &str, got: &[u8], want: &[u8]) {
-    if got == want {
-        return;
-    }
-    let (g, w) = (String::from_utf8_lossy(got), String::from_utf8_lossy(want));
-    let (gl, wl): (Vec<&str>, Vec<&str>) = (g.lines().collect(), w.lines().collect());
-    let i = gl
-        .iter()
-        .zip(wl.iter())
-        .position(|(a, b)| a != b)
-        .unwrap_or(gl.len().min(wl.len()));
-    panic!(
-        "{what}: {} vs {} lines; first difference at line {}:\n got: {}\nwant: {}",
-        gl.len(),
-        wl.len(),
-        i + 1,
-        gl.get(i).unwrap_or(&"<none>"),
-        wl.get(i).unwrap_or(&"<none>")
-    );
 }
 
 #[test]

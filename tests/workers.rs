@@ -8,6 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::assert_same;
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn pcaps(dir: &str) -> Vec<PathBuf> {
@@ -34,28 +37,6 @@ fn run(workers: usize, files: &[PathBuf], quiet: bool) -> (Vec<u8>, String) {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "workers {workers}: {err}");
     (out.stdout, err)
-}
-
-/// Fails with the first differing line, not two walls of JSON.
-fn assert_same(what: &str, got: &[u8], want: &[u8]) {
-    if got == want {
-        return;
-    }
-    let (g, w) = (String::from_utf8_lossy(got), String::from_utf8_lossy(want));
-    let (gl, wl): (Vec<&str>, Vec<&str>) = (g.lines().collect(), w.lines().collect());
-    let i = gl
-        .iter()
-        .zip(wl.iter())
-        .position(|(a, b)| a != b)
-        .unwrap_or(gl.len().min(wl.len()));
-    panic!(
-        "{what}: {} vs {} lines; first difference at line {}:\n got: {}\nwant: {}",
-        gl.len(),
-        wl.len(),
-        i + 1,
-        gl.get(i).unwrap_or(&"<none>"),
-        wl.get(i).unwrap_or(&"<none>")
-    );
 }
 
 fn check_all_n(what: &str, files: &[PathBuf]) -> Vec<u8> {
