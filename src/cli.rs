@@ -333,7 +333,7 @@ fn prepare(c: &CommonArgs) -> Result<Prepared, Fail> {
     Ok(Prepared {
         engine,
         enricher,
-        sink: EventSink::new(out).map_err(runtime)?,
+        sink: EventSink::new(out),
         inventory,
     })
 }

@@ -16,11 +16,10 @@ use analyzer::findings::{self, PolicyConfig};
 use analyzer::{CertInfo, Handshake, Outcome};
 use rules::segment::AnchorKind;
 use rules::{AnchorFacts, CertFacts, EndpointFacts, HandshakeFacts, RemovalFinding, RuleSet};
-use serde_json::{json, Value};
 
-use crate::events::{self, Enrichment};
+use crate::events::{self, Enrichment, Finding};
 use crate::inventory::{self, CaRef, Observation, Role};
-use crate::time::{rfc3339_ns, secs_of};
+use crate::time::secs_of;
 
 /// Distinct presented chains whose building result is kept.
 pub const MAX_CHAIN_CACHE: usize = 100_000;
@@ -66,8 +65,10 @@ pub struct EnrichStats {
 pub struct Enriched {
     pub extra: Enrichment,
     /// `trustmap.finding` events.
-    pub findings: Vec<Value>,
+    pub findings: Vec<Finding>,
     pub observation: Option<Observation>,
+    /// The instant the findings were evaluated at (capture time, or `--as-of`).
+    pub instant: i64,
 }
 
 struct CachedChain {
@@ -118,10 +119,6 @@ fn stable_window(r: &ChainResult, presented: &[Arc<CertInfo>], instant: i64) -> 
         edge(c.not_after.saturating_add(1));
     }
     (from, until)
-}
-
-fn anchor_json(a: &chain::AnchorRef) -> Value {
-    json!({"sha256": hex::encode(a.sha256), "subject": a.subject, "store": a.stores})
 }
 
 fn map_outcome(o: &Outcome) -> (rules::Outcome, inventory::Outcome) {
@@ -272,9 +269,12 @@ impl Enricher {
 
     /// Enriches one finished handshake.
     pub fn handshake(&mut self, h: &Handshake) -> Enriched {
-        let mut out = Enriched::default();
         let ts = secs_of(h.ts_ns);
         let instant = self.cfg.as_of.unwrap_or(ts);
+        let mut out = Enriched {
+            instant,
+            ..Enriched::default()
+        };
         let sni = h.server_name.as_deref();
         let (rules_outcome, inv_outcome) = map_outcome(&h.outcome);
         let server_ip = h.server.0;
@@ -321,22 +321,17 @@ impl Enricher {
         };
         let heuristics = self.rules.heuristics(&facts);
         out.extra.segments = segments.clone();
-        out.extra.locality = Some(json!({"internal": loc.internal, "basis": loc.basis}));
-        out.extra.heuristics = heuristics
-            .iter()
-            .map(|hz| json!({"kind": hz.kind, "reasons": hz.reasons}))
-            .collect();
         segments.push(if loc.internal { "internal" } else { "external" }.to_string());
         segments.extend(heuristics.iter().map(|hz| hz.kind.to_string()));
+        out.extra.locality = Some(loc);
+        out.extra.heuristics = heuristics;
 
         let mut cas = Vec::new();
         if let Some(r) = built.as_deref() {
             if r.anchor().is_some() {
                 self.stats.anchored += 1;
             }
-            out.extra.anchor = r.anchor().map(anchor_json);
-            out.extra.anchors = r.anchors.iter().map(anchor_json).collect();
-            out.extra.chain_issues = r.issues.iter().map(issue_name).collect();
+            out.extra.server = built.clone();
 
             // Policy findings.
             let policy = findings::evaluate(r, &presented, sni, instant, &self.cfg.policy);
@@ -356,15 +351,14 @@ impl Enricher {
                     self.stats.findings_suppressed += 1;
                     continue;
                 }
-                let mut fj = json!({
-                    "code": f.code,
-                    "cert": {"sha256": hex::encode(f.cert_sha256)},
-                    "message": f.message,
+                out.findings.push(Finding {
+                    severity: f.severity,
+                    code: f.code,
+                    message: f.message,
+                    ca: ca.map(|(sha, subject)| (sha, Some(subject))),
+                    cert_sha256: Some(hex::encode(f.cert_sha256)),
+                    ..Finding::default()
                 });
-                if let Some((sha, subject)) = ca {
-                    fj["ca"] = json!({"sha256": sha, "subject": subject});
-                }
-                out.findings.push(finding_event(h, f.severity, fj, instant));
             }
 
             // Removal findings (user rules and the built-in distrust history).
@@ -384,8 +378,7 @@ impl Enricher {
                     self.stats.findings_suppressed += 1;
                     continue;
                 }
-                out.findings
-                    .push(finding_event(h, f.severity, removal_json(&f), instant));
+                out.findings.push(removal_finding(f));
             }
             cas = self.dependency_cas(r);
         }
@@ -399,7 +392,7 @@ impl Enricher {
             .unwrap_or_default();
         if !client_presented.is_empty() {
             let r = self.build(&client_presented, instant);
-            out.extra.client_anchor = r.anchor().map(anchor_json);
+            out.extra.client = Some(r.clone());
             let removal =
                 self.removal_findings(&r, &client_presented, instant, rules::Outcome::Unknown);
             for f in removal {
@@ -415,10 +408,12 @@ impl Enricher {
                     self.stats.findings_suppressed += 1;
                     continue;
                 }
-                let mut fj = removal_json(&f);
-                fj["side"] = json!("client");
-                fj["message"] = json!(format!("client certificate: {}", f.message));
-                out.findings.push(finding_event(h, f.severity, fj, instant));
+                let message = format!("client certificate: {}", f.message);
+                out.findings.push(Finding {
+                    side: Some("client"),
+                    message,
+                    ..removal_finding(f)
+                });
             }
         }
         self.stats.findings += out.findings.len() as u64;
@@ -518,59 +513,18 @@ impl Enricher {
     }
 }
 
-fn issue_name(i: &ChainIssue) -> Value {
-    match i {
-        ChainIssue::Incomplete => json!("incomplete"),
-        ChainIssue::Misordered => json!("misordered"),
-        ChainIssue::Unrelated(i) => json!({"unrelated": i}),
-        ChainIssue::UnknownAnchor(s) => json!({"unknown_anchor": hex::encode(s)}),
-        ChainIssue::SelfSignedLeaf => json!("self_signed_leaf"),
-        ChainIssue::ExpiredIntermediate(s) => json!({"expired_intermediate": hex::encode(s)}),
+fn removal_finding(f: RemovalFinding) -> Finding {
+    Finding {
+        severity: f.severity,
+        code: f.code,
+        message: f.message,
+        rule: Some(f.rule_id),
+        removed: Some(f.removed),
+        ca: f.ca_sha256.map(|sha| (sha, f.ca_subject)),
+        cert_sha256: f.cert_sha256,
+        evidence: f.evidence,
+        alert: f.alert,
+        program: f.program.map(|p| p.as_str()),
+        side: None,
     }
-}
-
-fn removal_json(f: &RemovalFinding) -> Value {
-    let mut fj = json!({
-        "code": f.code,
-        "rule": f.rule_id,
-        "message": f.message,
-        "removed": crate::time::rfc3339_s(f.removed),
-    });
-    if let Some(sha) = &f.ca_sha256 {
-        fj["ca"] = json!({"sha256": sha, "subject": f.ca_subject});
-    }
-    if let Some(c) = &f.cert_sha256 {
-        fj["cert"] = json!({"sha256": c});
-    }
-    if let Some(e) = f.evidence {
-        fj["evidence"] = json!(e);
-    }
-    if let Some(a) = f.alert {
-        fj["alert"] = json!({"code": a, "name": events::alert_name(a)});
-    }
-    if let Some(p) = f.program {
-        fj["program"] = json!(p.as_str());
-    }
-    fj
-}
-
-/// The `trustmap.finding` event (DESIGN.md §4).
-fn finding_event(h: &Handshake, severity: u8, finding: Value, instant: i64) -> Value {
-    let mut client = serde_json::Map::new();
-    if let Some(sni) = &h.server_name {
-        client.insert("server_name".into(), json!(sni));
-    }
-    let rule = finding.get("rule").cloned();
-    let mut ev = json!({
-        "@timestamp": rfc3339_ns(h.ts_ns),
-        "event": {"dataset": "trustmap.finding", "kind": "alert", "severity": severity},
-        "source": {"ip": h.client.0.to_string(), "port": h.client.1},
-        "destination": {"ip": h.server.0.to_string(), "port": h.server.1},
-        "tls": {"client": Value::Object(client)},
-        "trustmap": {"finding": finding, "evaluated_at": crate::time::rfc3339_s(instant)},
-    });
-    if let Some(r) = rule {
-        ev["rule"] = json!({"id": r});
-    }
-    ev
 }

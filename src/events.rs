@@ -1,34 +1,45 @@
-//! NDJSON event building (DESIGN.md §4, the event contract). Pure functions from analyzer records to
-//! `serde_json::Value`; the sink only writes lines.
+//! NDJSON event building (DESIGN.md §4, the event contract): typed views that borrow the analyzer
+//! records and serialise straight to bytes, with no intermediate `serde_json::Value`.
+//!
+//! Why typed views: one event per handshake is the hot path of a handshake-heavy capture, and a
+//! `Value` tree costs a map node and a key string per field before a byte is written. Struct fields
+//! are declared in byte order of their JSON names, so the output keeps the sorted key order that
+//! `Value` (a `BTreeMap`) produced and consumers may have come to rely on.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use analyzer::chain::{AnchorRef, ChainIssue, ChainResult};
 use analyzer::{Alert, CertInfo, CertRef, Handshake, Outcome, Protocol, Side};
-use serde_json::{json, Map, Value};
+use serde::ser::Error as _;
+use serde::{Serialize, Serializer};
 
 use crate::time::{rfc3339_ns, rfc3339_s};
 
 /// "1.2"-style version name and the ECS `tls.version_protocol`.
-pub fn version_name(v: u16) -> (String, &'static str) {
-    match v {
-        0x0002 => ("2.0".into(), "ssl"),
-        0x0300 => ("3.0".into(), "ssl"),
-        0x0301 => ("1.0".into(), "tls"),
-        0x0302 => ("1.1".into(), "tls"),
-        0x0303 => ("1.2".into(), "tls"),
-        0x0304 => ("1.3".into(), "tls"),
-        0x7f00..=0x7fff => (format!("1.3-draft{}", v & 0xff), "tls"),
-        0x7e01..=0x7e0f => ("1.3-experiment".into(), "tls"),
-        0xfeff => ("1.0".into(), "dtls"),
-        0xfefd => ("1.2".into(), "dtls"),
-        0xfefc => ("1.3".into(), "dtls"),
-        other => (format!("unknown-0x{other:04x}"), "tls"),
-    }
+pub fn version_name(v: u16) -> (Cow<'static, str>, &'static str) {
+    let (name, proto): (&'static str, &'static str) = match v {
+        0x0002 => ("2.0", "ssl"),
+        0x0300 => ("3.0", "ssl"),
+        0x0301 => ("1.0", "tls"),
+        0x0302 => ("1.1", "tls"),
+        0x0303 => ("1.2", "tls"),
+        0x0304 => ("1.3", "tls"),
+        0x7f00..=0x7fff => return (format!("1.3-draft{}", v & 0xff).into(), "tls"),
+        0x7e01..=0x7e0f => ("1.3-experiment", "tls"),
+        0xfeff => ("1.0", "dtls"),
+        0xfefd => ("1.2", "dtls"),
+        0xfefc => ("1.3", "dtls"),
+        other => return (format!("unknown-0x{other:04x}").into(), "tls"),
+    };
+    (Cow::Borrowed(name), proto)
 }
 
 /// IANA cipher suite name, or the hex code when unknown.
-pub fn cipher_name(id: u16) -> String {
+pub fn cipher_name(id: u16) -> Cow<'static, str> {
     match tls_parser::TlsCipherSuite::from_id(id) {
-        Some(cs) => cs.name.to_string(),
-        None => format!("0x{id:04x}"),
+        Some(cs) => Cow::Borrowed(cs.name),
+        None => format!("0x{id:04x}").into(),
     }
 }
 
@@ -73,8 +84,29 @@ pub fn alert_name(code: u8) -> &'static str {
     }
 }
 
-fn hexs(b: &[u8]) -> String {
-    hex::encode(b)
+/// Lowercase hex of a SHA-256, serialised without an intermediate `String`.
+#[derive(Clone, Copy)]
+pub struct Hex32<'a>(pub &'a [u8; 32]);
+
+impl Serialize for Hex32<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut buf).map_err(S::Error::custom)?;
+        s.serialize_str(std::str::from_utf8(&buf).map_err(S::Error::custom)?)
+    }
+}
+
+/// Serialises every item of an iterator as one JSON array (the iterator is cloned, not consumed).
+struct Seq<I>(I);
+
+impl<I> Serialize for Seq<I>
+where
+    I: Iterator + Clone,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.clone())
+    }
 }
 
 fn side_name(s: Side) -> &'static str {
@@ -84,237 +116,623 @@ fn side_name(s: Side) -> &'static str {
     }
 }
 
+#[derive(Serialize)]
+struct Sha256<'a> {
+    sha256: Hex32<'a>,
+}
+
+#[derive(Serialize)]
+struct Dn<'a> {
+    distinguished_name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Endpoint {
+    ip: IpAddr,
+    port: u16,
+}
+
+impl Endpoint {
+    fn of(ep: &(IpAddr, u16)) -> Self {
+        Endpoint {
+            ip: ep.0,
+            port: ep.1,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct EventMeta {
+    dataset: &'static str,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    severity: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start: Option<String>,
+}
+
 /// One entry of `tls.*.chain`: the per-certificate summary in wire order.
-fn chain_entry(c: &CertRef) -> Value {
-    let mut m = Map::new();
-    m.insert("sha256".into(), json!(hexs(&c.sha256)));
-    match &c.info.parse_error {
-        Some(e) => {
-            m.insert("parse_error".into(), json!(e));
+struct ChainEntry<'a>(&'a CertRef);
+
+impl Serialize for ChainEntry<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let c = self.0;
+        let mut m = s.serialize_map(None)?;
+        match &c.info.parse_error {
+            Some(e) => {
+                m.serialize_entry("parse_error", e)?;
+                m.serialize_entry("sha256", &Hex32(&c.sha256))?;
+            }
+            None => {
+                m.serialize_entry("issuer", &c.info.issuer)?;
+                m.serialize_entry("sha256", &Hex32(&c.sha256))?;
+                m.serialize_entry("subject", &c.info.subject)?;
+            }
         }
-        None => {
-            m.insert("subject".into(), json!(c.info.subject));
-            m.insert("issuer".into(), json!(c.info.issuer));
+        m.end()
+    }
+}
+
+/// The ECS `x509.*` object of one certificate (`{}` for one that failed to parse).
+pub struct EcsX509<'a>(pub &'a CertInfo);
+
+impl Serialize for EcsX509<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let ci = self.0;
+        let mut m = s.serialize_map(None)?;
+        if ci.parse_error.is_some() {
+            return m.end();
+        }
+        if !ci.alternative_names.is_empty() {
+            m.serialize_entry("alternative_names", &ci.alternative_names)?;
+        }
+        m.serialize_entry(
+            "issuer",
+            &Dn {
+                distinguished_name: &ci.issuer,
+            },
+        )?;
+        m.serialize_entry("not_after", &rfc3339_s(ci.not_after))?;
+        m.serialize_entry("not_before", &rfc3339_s(ci.not_before))?;
+        m.serialize_entry("public_key_algorithm", &ci.public_key_algorithm)?;
+        if let Some(c) = &ci.public_key_curve {
+            m.serialize_entry("public_key_curve", c)?;
+        }
+        if let Some(sz) = ci.public_key_size {
+            m.serialize_entry("public_key_size", &sz)?;
+        }
+        m.serialize_entry("serial_number", &ci.serial)?;
+        m.serialize_entry("signature_algorithm", &ci.signature_algorithm)?;
+        m.serialize_entry(
+            "subject",
+            &Dn {
+                distinguished_name: &ci.subject,
+            },
+        )?;
+        m.end()
+    }
+}
+
+/// `tls.client` / `tls.server`: the ClientHello facts (client side only), our ordered `chain`, and
+/// the ECS leaf fields.
+struct TlsSide<'a> {
+    hello: Option<&'a Handshake>,
+    chain: Option<&'a [CertRef]>,
+}
+
+impl Serialize for TlsSide<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let hello = self.hello;
+        let leaf = self.chain.and_then(|c| c.first());
+        let parsed = leaf.map(|l| &*l.info).filter(|ci| ci.parse_error.is_none());
+        let mut m = s.serialize_map(None)?;
+        if let Some(h) = hello.filter(|h| !h.alpn.is_empty()) {
+            m.serialize_entry("alpn", &h.alpn)?;
+        }
+        if let Some(c) = self.chain {
+            m.serialize_entry("chain", &Seq(c.iter().map(ChainEntry)))?;
+        }
+        if let Some(l) = leaf {
+            m.serialize_entry(
+                "hash",
+                &Sha256 {
+                    sha256: Hex32(&l.sha256),
+                },
+            )?;
+        }
+        if let Some(ci) = parsed {
+            m.serialize_entry("issuer", &ci.issuer)?;
+        }
+        if let Some(h) = hello {
+            if let Some(j) = &h.ja3 {
+                m.serialize_entry("ja3", j)?;
+            }
+            if let Some(j) = &h.ja4 {
+                m.serialize_entry("ja4", j)?;
+            }
+        }
+        if let Some(ci) = parsed {
+            m.serialize_entry("not_after", &rfc3339_s(ci.not_after))?;
+            m.serialize_entry("not_before", &rfc3339_s(ci.not_before))?;
+        }
+        if let Some(sni) = hello.and_then(|h| h.server_name.as_ref()) {
+            m.serialize_entry("server_name", sni)?;
+        }
+        if let Some(ci) = parsed {
+            m.serialize_entry("subject", &ci.subject)?;
+        }
+        if let Some(h) = hello.filter(|h| !h.supported_versions.is_empty()) {
+            let names = h.supported_versions.iter().map(|v| version_name(*v).0);
+            m.serialize_entry("supported_versions", &Seq(names))?;
+        }
+        if let Some(ci) = parsed {
+            m.serialize_entry("x509", &EcsX509(ci))?;
+        }
+        m.end()
+    }
+}
+
+#[derive(Serialize)]
+struct AlertJson {
+    code: u8,
+    from: &'static str,
+    level: &'static str,
+    name: &'static str,
+}
+
+impl AlertJson {
+    fn of(a: &Alert) -> Self {
+        AlertJson {
+            code: a.code,
+            from: side_name(a.from),
+            level: if a.level == 2 { "fatal" } else { "warning" },
+            name: alert_name(a.code),
         }
     }
-    Value::Object(m)
 }
 
-/// The ECS `x509.*` object for one certificate.
-pub fn ecs_x509(ci: &CertInfo) -> Value {
-    let mut m = Map::new();
-    if ci.parse_error.is_some() {
-        return Value::Object(m);
+struct OutcomeJson<'a>(&'a Outcome);
+
+impl Serialize for OutcomeJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        match self.0 {
+            Outcome::Accepted => m.serialize_entry("result", "accepted")?,
+            Outcome::RejectedAlert { code } => {
+                m.serialize_entry("code", code)?;
+                m.serialize_entry("evidence", "alert")?;
+                m.serialize_entry("name", alert_name(*code))?;
+                m.serialize_entry("result", "rejected")?;
+            }
+            Outcome::RejectedClose => {
+                m.serialize_entry("evidence", "close")?;
+                m.serialize_entry("result", "rejected")?;
+            }
+            Outcome::Unknown => m.serialize_entry("result", "unknown")?,
+        }
+        m.end()
     }
-    m.insert("serial_number".into(), json!(ci.serial));
-    m.insert("subject".into(), json!({"distinguished_name": ci.subject}));
-    m.insert("issuer".into(), json!({"distinguished_name": ci.issuer}));
-    m.insert("not_before".into(), json!(rfc3339_s(ci.not_before)));
-    m.insert("not_after".into(), json!(rfc3339_s(ci.not_after)));
-    if !ci.alternative_names.is_empty() {
-        m.insert("alternative_names".into(), json!(ci.alternative_names));
-    }
-    m.insert(
-        "public_key_algorithm".into(),
-        json!(ci.public_key_algorithm),
-    );
-    if let Some(sz) = ci.public_key_size {
-        m.insert("public_key_size".into(), json!(sz));
-    }
-    if let Some(c) = &ci.public_key_curve {
-        m.insert("public_key_curve".into(), json!(c));
-    }
-    m.insert("signature_algorithm".into(), json!(ci.signature_algorithm));
-    Value::Object(m)
 }
 
-/// `tls.server` / `tls.client` certificate fields: our ordered `chain` plus the ECS leaf fields.
-fn side_certs(m: &mut Map<String, Value>, chain: &[CertRef]) {
-    m.insert(
-        "chain".into(),
-        Value::Array(chain.iter().map(chain_entry).collect()),
-    );
-    if let Some(leaf) = chain.first() {
-        m.insert("hash".into(), json!({"sha256": hexs(&leaf.sha256)}));
-        let ci = &leaf.info;
-        if ci.parse_error.is_none() {
-            m.insert("x509".into(), ecs_x509(ci));
-            m.insert("not_before".into(), json!(rfc3339_s(ci.not_before)));
-            m.insert("not_after".into(), json!(rfc3339_s(ci.not_after)));
-            m.insert("subject".into(), json!(ci.subject));
-            m.insert("issuer".into(), json!(ci.issuer));
+/// `trustmap.anchor` and the entries of `trustmap.anchors`.
+#[derive(Serialize)]
+struct AnchorJson<'a> {
+    sha256: Hex32<'a>,
+    store: &'a [String],
+    subject: &'a str,
+}
+
+impl<'a> AnchorJson<'a> {
+    fn of(a: &'a AnchorRef) -> Self {
+        AnchorJson {
+            sha256: Hex32(&a.sha256),
+            store: &a.stores,
+            subject: &a.subject,
         }
     }
 }
 
-fn endpoint(ep: &(std::net::IpAddr, u16)) -> Value {
-    json!({"ip": ep.0.to_string(), "port": ep.1})
+/// One entry of `trustmap.chain_issues`: a name, or `{name: detail}`.
+struct IssueJson<'a>(&'a ChainIssue);
+
+impl Serialize for IssueJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (name, sha) = match self.0 {
+            ChainIssue::Incomplete => return s.serialize_str("incomplete"),
+            ChainIssue::Misordered => return s.serialize_str("misordered"),
+            ChainIssue::SelfSignedLeaf => return s.serialize_str("self_signed_leaf"),
+            ChainIssue::Unrelated(i) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("unrelated", i)?;
+                return m.end();
+            }
+            ChainIssue::UnknownAnchor(sha) => ("unknown_anchor", sha),
+            ChainIssue::ExpiredIntermediate(sha) => ("expired_intermediate", sha),
+        };
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(name, &Hex32(sha))?;
+        m.end()
+    }
 }
 
-fn alert_json(a: &Alert) -> Value {
-    json!({"from": side_name(a.from), "level": if a.level == 2 {"fatal"} else {"warning"},
-           "code": a.code, "name": alert_name(a.code)})
+#[derive(Serialize)]
+struct LocalityJson<'a> {
+    basis: &'a str,
+    internal: bool,
+}
+
+#[derive(Serialize)]
+struct HeuristicJson<'a> {
+    kind: &'a str,
+    reasons: &'a [String],
 }
 
 /// Extra per-handshake facts computed downstream of the analyzer (chain building, findings).
 #[derive(Debug, Default, Clone)]
 pub struct Enrichment {
-    /// `trustmap.anchor` (preferred path) and `trustmap.anchors` (every anchor reached).
-    pub anchor: Option<Value>,
-    pub anchors: Vec<Value>,
-    /// `trustmap.client_anchor`: the anchor of an mTLS client chain.
-    pub client_anchor: Option<Value>,
-    /// Structural problems chain building found (`incomplete`, `misordered`, ...).
-    pub chain_issues: Vec<Value>,
+    /// Chain building of the server chain: `trustmap.anchor` (preferred path), `trustmap.anchors`
+    /// (every anchor reached) and `trustmap.chain_issues`.
+    pub server: Option<std::sync::Arc<ChainResult>>,
+    /// Chain building of an mTLS client chain: `trustmap.client_anchor`.
+    pub client: Option<std::sync::Arc<ChainResult>>,
     /// Segment names from the rules (CIDR / SNI).
     pub segments: Vec<String>,
     /// `{"internal": bool, "basis": "..."}`.
-    pub locality: Option<Value>,
+    pub locality: Option<rules::Locality>,
     /// Heuristic labels, each `{"kind": "heuristic.…", "reasons": [...]}`.
-    pub heuristics: Vec<Value>,
+    pub heuristics: Vec<rules::Heuristic>,
+}
+
+/// The `trustmap` object of a `trustmap.tls` event.
+struct TlsTrustmap<'a> {
+    h: &'a Handshake,
+    extra: &'a Enrichment,
+}
+
+impl Serialize for TlsTrustmap<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (h, x) = (self.h, self.extra);
+        let server = x.server.as_deref();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("alert", &h.alert.as_ref().map(AlertJson::of))?;
+        m.serialize_entry(
+            "anchor",
+            &server.and_then(|r| r.anchor()).map(AnchorJson::of),
+        )?;
+        if let Some(r) = server.filter(|r| !r.anchors.is_empty()) {
+            m.serialize_entry("anchors", &Seq(r.anchors.iter().map(AnchorJson::of)))?;
+        }
+        if let Some(cas) = &h.cert_request_cas {
+            #[derive(Serialize)]
+            struct CertRequest {
+                ca_names: usize,
+            }
+            m.serialize_entry(
+                "certificate_request",
+                &CertRequest {
+                    ca_names: cas.len(),
+                },
+            )?;
+        }
+        if let Some(r) = server.filter(|r| !r.issues.is_empty()) {
+            m.serialize_entry("chain_issues", &Seq(r.issues.iter().map(IssueJson)))?;
+        }
+        m.serialize_entry("chain_visible", &h.chain_visible)?;
+        if let Some(a) = x.client.as_deref().and_then(|r| r.anchor()) {
+            m.serialize_entry("client_anchor", &AnchorJson::of(a))?;
+        }
+        if !x.heuristics.is_empty() {
+            let hs = x.heuristics.iter().map(|hz| HeuristicJson {
+                kind: hz.kind,
+                reasons: &hz.reasons,
+            });
+            m.serialize_entry("heuristics", &Seq(hs))?;
+        }
+        if let Some(l) = &x.locality {
+            let l = LocalityJson {
+                basis: &l.basis,
+                internal: l.internal,
+            };
+            m.serialize_entry("locality", &l)?;
+        }
+        m.serialize_entry("outcome", &OutcomeJson(&h.outcome))?;
+        if !x.segments.is_empty() {
+            m.serialize_entry("segments", &x.segments)?;
+        }
+        m.serialize_entry("starttls", &h.starttls)?;
+        m.end()
+    }
+}
+
+/// The `tls` object of a `trustmap.tls` event.
+struct Tls<'a>(&'a Handshake);
+
+impl Serialize for Tls<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let h = self.0;
+        let mut m = s.serialize_map(None)?;
+        if let Some(c) = h.cipher {
+            m.serialize_entry("cipher", &cipher_name(c))?;
+        }
+        let client = TlsSide {
+            hello: Some(h),
+            chain: h.client_chain.as_deref(),
+        };
+        m.serialize_entry("client", &client)?;
+        m.serialize_entry("established", &h.established)?;
+        if let Some(a) = h.alpn.first() {
+            m.serialize_entry("next_protocol", a)?;
+        }
+        m.serialize_entry("resumed", &h.resumed)?;
+        let server = TlsSide {
+            hello: None,
+            chain: h.server_chain.as_deref(),
+        };
+        m.serialize_entry("server", &server)?;
+        if let Some(v) = h.version {
+            let (name, vp) = version_name(v);
+            m.serialize_entry("version", &name)?;
+            m.serialize_entry("version_protocol", vp)?;
+        }
+        m.end()
+    }
 }
 
 /// The `trustmap.tls` event of one handshake.
-pub fn tls_event(h: &Handshake, extra: &Enrichment) -> Value {
-    let transport = match h.transport {
-        capture::Transport::Tcp => "tcp",
-        capture::Transport::Udp => "udp",
-    };
-    let proto = match h.protocol {
-        Protocol::Tls => "tls",
-        Protocol::Dtls => "dtls",
-        Protocol::Sslv2 => "ssl",
-    };
-    let mut tls = Map::new();
-    if let Some(v) = h.version {
-        let (name, vp) = version_name(v);
-        tls.insert("version".into(), json!(name));
-        tls.insert("version_protocol".into(), json!(vp));
-    }
-    if let Some(c) = h.cipher {
-        tls.insert("cipher".into(), json!(cipher_name(c)));
-    }
-    tls.insert("established".into(), json!(h.established));
-    tls.insert("resumed".into(), json!(h.resumed));
-    if let Some(a) = h.alpn.first() {
-        tls.insert("next_protocol".into(), json!(a));
-    }
-    let mut client = Map::new();
-    if let Some(sni) = &h.server_name {
-        client.insert("server_name".into(), json!(sni));
-    }
-    if let Some(j) = &h.ja3 {
-        client.insert("ja3".into(), json!(j));
-    }
-    if let Some(j) = &h.ja4 {
-        client.insert("ja4".into(), json!(j));
-    }
-    if !h.alpn.is_empty() {
-        client.insert("alpn".into(), json!(h.alpn));
-    }
-    if !h.supported_versions.is_empty() {
-        let names: Vec<String> = h
-            .supported_versions
-            .iter()
-            .map(|v| version_name(*v).0)
-            .collect();
-        client.insert("supported_versions".into(), json!(names));
-    }
-    if let Some(chain) = &h.client_chain {
-        side_certs(&mut client, chain);
-    }
-    let mut server = Map::new();
-    if let Some(chain) = &h.server_chain {
-        side_certs(&mut server, chain);
-    }
-    tls.insert("client".into(), Value::Object(client));
-    tls.insert("server".into(), Value::Object(server));
-
-    let mut tm = Map::new();
-    tm.insert("chain_visible".into(), json!(h.chain_visible));
-    tm.insert("starttls".into(), json!(h.starttls));
-    tm.insert(
-        "alert".into(),
-        h.alert.as_ref().map(alert_json).unwrap_or(Value::Null),
-    );
-    tm.insert("outcome".into(), outcome_json(&h.outcome));
-    if let Some(cas) = &h.cert_request_cas {
-        tm.insert("certificate_request".into(), json!({"ca_names": cas.len()}));
-    }
-    tm.insert("anchor".into(), extra.anchor.clone().unwrap_or(Value::Null));
-    if !extra.anchors.is_empty() {
-        tm.insert("anchors".into(), Value::Array(extra.anchors.clone()));
-    }
-    if let Some(a) = &extra.client_anchor {
-        tm.insert("client_anchor".into(), a.clone());
-    }
-    if !extra.chain_issues.is_empty() {
-        tm.insert(
-            "chain_issues".into(),
-            Value::Array(extra.chain_issues.clone()),
-        );
-    }
-    if !extra.segments.is_empty() {
-        tm.insert("segments".into(), json!(extra.segments));
-    }
-    if let Some(l) = &extra.locality {
-        tm.insert("locality".into(), l.clone());
-    }
-    if !extra.heuristics.is_empty() {
-        tm.insert("heuristics".into(), Value::Array(extra.heuristics.clone()));
-    }
-    json!({
-        "@timestamp": rfc3339_ns(h.ts_ns),
-        "event": {"dataset": "trustmap.tls", "kind": "event", "start": rfc3339_ns(h.start_ts_ns)},
-        "source": endpoint(&h.client),
-        "destination": endpoint(&h.server),
-        "network": {"transport": transport, "protocol": proto},
-        "tls": Value::Object(tls),
-        "trustmap": Value::Object(tm),
-    })
+pub struct TlsEvent<'a> {
+    pub h: &'a Handshake,
+    pub extra: &'a Enrichment,
 }
 
-fn outcome_json(o: &Outcome) -> Value {
-    match o {
-        Outcome::Accepted => json!({"result": "accepted"}),
-        Outcome::RejectedAlert { code } => {
-            json!({"result": "rejected", "evidence": "alert", "code": code, "name": alert_name(*code)})
+impl Serialize for TlsEvent<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(Serialize)]
+        struct Network {
+            protocol: &'static str,
+            transport: &'static str,
         }
-        Outcome::RejectedClose => json!({"result": "rejected", "evidence": "close"}),
-        Outcome::Unknown => json!({"result": "unknown"}),
+        let h = self.h;
+        let network = Network {
+            protocol: match h.protocol {
+                Protocol::Tls => "tls",
+                Protocol::Dtls => "dtls",
+                Protocol::Sslv2 => "ssl",
+            },
+            transport: match h.transport {
+                capture::Transport::Tcp => "tcp",
+                capture::Transport::Udp => "udp",
+            },
+        };
+        let event = EventMeta {
+            dataset: "trustmap.tls",
+            kind: "event",
+            severity: None,
+            start: Some(rfc3339_ns(h.start_ts_ns)),
+        };
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("@timestamp", &rfc3339_ns(h.ts_ns))?;
+        m.serialize_entry("destination", &Endpoint::of(&h.server))?;
+        m.serialize_entry("event", &event)?;
+        m.serialize_entry("network", &network)?;
+        m.serialize_entry("source", &Endpoint::of(&h.client))?;
+        m.serialize_entry("tls", &Tls(h))?;
+        m.serialize_entry(
+            "trustmap",
+            &TlsTrustmap {
+                h,
+                extra: self.extra,
+            },
+        )?;
+        m.end()
     }
 }
 
 /// The `trustmap.x509` event of a certificate seen for the first time in this run.
-pub fn x509_event(ci: &CertInfo, ts_ns: u64) -> Value {
-    let mut tm = Map::new();
-    tm.insert("sha256".into(), json!(hexs(&ci.sha256)));
-    if let Some(e) = &ci.parse_error {
-        tm.insert("parse_error".into(), json!(e));
-    } else {
-        tm.insert("spki_sha256".into(), json!(ci.spki_sha256));
-        tm.insert("ski".into(), json!(ci.ski));
-        tm.insert("aki".into(), json!(ci.aki));
-        tm.insert("is_ca".into(), json!(ci.is_ca));
-        if let Some(p) = ci.path_len {
-            tm.insert("path_len".into(), json!(p));
+pub struct X509Event<'a> {
+    pub cert: &'a CertInfo,
+    pub ts_ns: u64,
+}
+
+impl Serialize for X509Event<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Trustmap<'a>(&'a CertInfo);
+        impl Serialize for Trustmap<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let ci = self.0;
+                let mut m = s.serialize_map(None)?;
+                if let Some(e) = &ci.parse_error {
+                    m.serialize_entry("parse_error", e)?;
+                    m.serialize_entry("sha256", &Hex32(&ci.sha256))?;
+                    return m.end();
+                }
+                m.serialize_entry("aki", &ci.aki)?;
+                if !ci.eku.is_empty() {
+                    m.serialize_entry("eku", &ci.eku)?;
+                }
+                m.serialize_entry("is_ca", &ci.is_ca)?;
+                if let Some(p) = ci.path_len {
+                    m.serialize_entry("path_len", &p)?;
+                }
+                let scts = ci
+                    .sct_timestamps
+                    .iter()
+                    .map(|ms| rfc3339_ns(ms.saturating_mul(1_000_000)));
+                m.serialize_entry("sct_timestamps", &Seq(scts))?;
+                m.serialize_entry("self_issued", &ci.self_issued)?;
+                m.serialize_entry("sha256", &Hex32(&ci.sha256))?;
+                m.serialize_entry("ski", &ci.ski)?;
+                m.serialize_entry("spki_sha256", &ci.spki_sha256)?;
+                m.end()
+            }
         }
-        if !ci.eku.is_empty() {
-            tm.insert("eku".into(), json!(ci.eku));
+        let ci = self.cert;
+        let event = EventMeta {
+            dataset: "trustmap.x509",
+            kind: "event",
+            severity: None,
+            start: None,
+        };
+        #[derive(Serialize)]
+        struct Related<'a> {
+            hash: [Hex32<'a>; 1],
         }
-        let scts: Vec<String> = ci
-            .sct_timestamps
-            .iter()
-            .map(|ms| rfc3339_ns(ms.saturating_mul(1_000_000)))
-            .collect();
-        tm.insert("sct_timestamps".into(), json!(scts));
-        tm.insert("self_issued".into(), json!(ci.self_issued));
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("@timestamp", &rfc3339_ns(self.ts_ns))?;
+        m.serialize_entry("event", &event)?;
+        m.serialize_entry(
+            "related",
+            &Related {
+                hash: [Hex32(&ci.sha256)],
+            },
+        )?;
+        m.serialize_entry("trustmap", &Trustmap(ci))?;
+        m.serialize_entry("x509", &EcsX509(ci))?;
+        m.end()
     }
-    json!({
-        "@timestamp": rfc3339_ns(ts_ns),
-        "event": {"dataset": "trustmap.x509", "kind": "event"},
-        "x509": ecs_x509(ci),
-        "related": {"hash": [hexs(&ci.sha256)]},
-        "trustmap": Value::Object(tm),
-    })
+}
+
+/// One finding (DESIGN.md §4), owned: enrichment decides which findings are emitted, and the sink
+/// writes them after the handshake's `trustmap.tls` event.
+#[derive(Debug, Clone, Default)]
+pub struct Finding {
+    pub severity: u8,
+    pub code: &'static str,
+    pub message: String,
+    /// The removal rule (or distrust event id); also ECS `rule.id`.
+    pub rule: Option<String>,
+    /// The deciding entry's removal instant (Unix s).
+    pub removed: Option<i64>,
+    /// The CA: SHA-256 and subject (`null` when unknown).
+    pub ca: Option<(String, Option<String>)>,
+    /// The certificate the finding is about.
+    pub cert_sha256: Option<String>,
+    pub evidence: Option<&'static str>,
+    pub alert: Option<u8>,
+    /// Root program of the deciding built-in entry.
+    pub program: Option<&'static str>,
+    /// `"client"` for a finding about an mTLS client certificate.
+    pub side: Option<&'static str>,
+}
+
+impl Serialize for Finding {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(Serialize)]
+        struct AlertRef {
+            code: u8,
+            name: &'static str,
+        }
+        #[derive(Serialize)]
+        struct CaRef<'a> {
+            sha256: &'a str,
+            subject: Option<&'a str>,
+        }
+        #[derive(Serialize)]
+        struct CertRef<'a> {
+            sha256: &'a str,
+        }
+        let mut m = s.serialize_map(None)?;
+        if let Some(code) = self.alert {
+            let a = AlertRef {
+                code,
+                name: alert_name(code),
+            };
+            m.serialize_entry("alert", &a)?;
+        }
+        if let Some((sha256, subject)) = &self.ca {
+            let ca = CaRef {
+                sha256,
+                subject: subject.as_deref(),
+            };
+            m.serialize_entry("ca", &ca)?;
+        }
+        if let Some(sha256) = &self.cert_sha256 {
+            m.serialize_entry("cert", &CertRef { sha256 })?;
+        }
+        m.serialize_entry("code", self.code)?;
+        if let Some(e) = self.evidence {
+            m.serialize_entry("evidence", e)?;
+        }
+        m.serialize_entry("message", &self.message)?;
+        if let Some(p) = self.program {
+            m.serialize_entry("program", p)?;
+        }
+        if let Some(r) = self.removed {
+            m.serialize_entry("removed", &rfc3339_s(r))?;
+        }
+        if let Some(r) = &self.rule {
+            m.serialize_entry("rule", r)?;
+        }
+        if let Some(side) = self.side {
+            m.serialize_entry("side", side)?;
+        }
+        m.end()
+    }
+}
+
+/// The `trustmap.finding` event of one finding about handshake `h`, evaluated at `instant`.
+pub struct FindingEvent<'a> {
+    pub h: &'a Handshake,
+    pub finding: &'a Finding,
+    pub instant: i64,
+}
+
+impl Serialize for FindingEvent<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(Serialize)]
+        struct Id<'a> {
+            id: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Client<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            server_name: Option<&'a str>,
+        }
+        #[derive(Serialize)]
+        struct Tls<'a> {
+            client: Client<'a>,
+        }
+        #[derive(Serialize)]
+        struct Trustmap<'a> {
+            evaluated_at: String,
+            finding: &'a Finding,
+        }
+        let (h, f) = (self.h, self.finding);
+        let event = EventMeta {
+            dataset: "trustmap.finding",
+            kind: "alert",
+            severity: Some(f.severity),
+            start: None,
+        };
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("@timestamp", &rfc3339_ns(h.ts_ns))?;
+        m.serialize_entry("destination", &Endpoint::of(&h.server))?;
+        m.serialize_entry("event", &event)?;
+        if let Some(id) = &f.rule {
+            m.serialize_entry("rule", &Id { id })?;
+        }
+        m.serialize_entry("source", &Endpoint::of(&h.client))?;
+        let tls = Tls {
+            client: Client {
+                server_name: h.server_name.as_deref(),
+            },
+        };
+        m.serialize_entry("tls", &tls)?;
+        let tm = Trustmap {
+            evaluated_at: rfc3339_s(self.instant),
+            finding: f,
+        };
+        m.serialize_entry("trustmap", &tm)?;
+        m.end()
+    }
 }

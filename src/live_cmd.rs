@@ -123,7 +123,7 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
                         }
                         stages.handle(o, &mut sum)
                     }
-                    Msg::Stats(v) => stages.sink.emit(v, &mut sum),
+                    Msg::Stats(v) => stages.sink.emit(&v, &mut sum),
                 };
                 if let Err(e) = r {
                     err = Some(e);

@@ -117,48 +117,41 @@ impl<T: Send + 'static> BatchThread<T> {
     }
 }
 
-/// Writes NDJSON events, one per line, on a thread of its own (serialisation and I/O overlap
-/// with analysis). Without an output, events are only counted.
+/// Writes NDJSON events, one per line. Events are serialised straight from their typed views into
+/// one reused line buffer and handed to the (buffered) output; without an output they are only
+/// counted, and never serialised.
 pub struct EventSink {
-    thread: Option<BatchThread<serde_json::Value>>,
+    out: Option<Box<dyn Write + Send>>,
+    line: Vec<u8>,
+}
+
+fn write_err(e: impl std::fmt::Display) -> String {
+    format!("writing events: {e}")
 }
 
 impl EventSink {
-    pub fn new(out: Option<Box<dyn Write + Send>>) -> Result<Self, String> {
-        let Some(w) = out else {
-            return Ok(EventSink { thread: None });
-        };
-        fn werr(e: std::io::Error) -> String {
-            format!("writing events: {e}")
+    pub fn new(out: Option<Box<dyn Write + Send>>) -> Self {
+        EventSink {
+            out,
+            line: Vec::with_capacity(8192),
         }
-        let thread = BatchThread::spawn(
-            "event writer",
-            (w, Vec::with_capacity(8192)),
-            |(w, line), v: serde_json::Value| {
-                line.clear();
-                serde_json::to_writer(&mut *line, &v).map_err(|e| werr(e.into()))?;
-                line.push(b'\n');
-                w.write_all(line).map_err(werr)
-            },
-            |(w, _)| w.flush().map_err(werr),
-        )?;
-        Ok(EventSink {
-            thread: Some(thread),
-        })
     }
 
-    pub fn emit(&mut self, v: serde_json::Value, sum: &mut RunSummary) -> Result<(), String> {
+    pub fn emit(&mut self, ev: &impl serde::Serialize, sum: &mut RunSummary) -> Result<(), String> {
         sum.events += 1;
-        match self.thread.as_mut() {
-            Some(t) => t.push(v),
-            None => Ok(()),
-        }
+        let Some(w) = self.out.as_mut() else {
+            return Ok(());
+        };
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, ev).map_err(write_err)?;
+        self.line.push(b'\n');
+        w.write_all(&self.line).map_err(write_err)
     }
 
-    /// Writes what is left, flushes and stops the writer.
+    /// Flushes the output.
     pub fn finish(&mut self) -> Result<(), String> {
-        match self.thread.as_mut() {
-            Some(t) => t.finish(),
+        match self.out.as_mut() {
+            Some(w) => w.flush().map_err(write_err),
             None => Ok(()),
         }
     }
@@ -206,7 +199,11 @@ impl Stages<'_> {
                 if ci.parse_error.is_some() {
                     sum.cert_parse_errors += 1;
                 }
-                self.sink.emit(events::x509_event(&ci, ts), sum)?;
+                let ev = events::X509Event {
+                    cert: &ci,
+                    ts_ns: ts,
+                };
+                self.sink.emit(&ev, sum)?;
             }
             Output::Handshake(h) => {
                 sum.handshakes += 1;
@@ -220,9 +217,18 @@ impl Stages<'_> {
                     sum.tls13 += 1;
                 }
                 let e = self.enricher.handshake(&h);
-                self.sink.emit(events::tls_event(&h, &e.extra), sum)?;
-                for f in e.findings {
-                    self.sink.emit(f, sum)?;
+                let ev = events::TlsEvent {
+                    h: &h,
+                    extra: &e.extra,
+                };
+                self.sink.emit(&ev, sum)?;
+                for finding in &e.findings {
+                    let ev = events::FindingEvent {
+                        h: &h,
+                        finding,
+                        instant: e.instant,
+                    };
+                    self.sink.emit(&ev, sum)?;
                 }
                 if let (Some(inv), Some(obs)) = (self.inventory.as_deref_mut(), e.observation) {
                     inv.record(obs)?;

@@ -64,6 +64,14 @@ fn trustmap_messages(pcap: &Path) -> Vec<Msg> {
     let mut msgs = Vec::new();
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         let v: Value = serde_json::from_str(line).expect("valid JSON line");
+        // Events are written from typed views, not `Value`s: their keys must still come out in
+        // sorted order, byte for byte what a `Value` round trip gives.
+        assert_eq!(
+            serde_json::to_string(&v).expect("serialise"),
+            line,
+            "{}: keys out of order",
+            pcap.display()
+        );
         if v["event"]["dataset"] != "trustmap.tls" {
             continue;
         }
