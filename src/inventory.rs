@@ -412,6 +412,13 @@ impl Inventory {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;")?;
+        // Without the query planner stability guarantee, SQLite re-plans a statement whenever a
+        // parameter compared with an indexed column is re-bound: every per-endpoint lookup would
+        // be compiled again. We never run ANALYZE, so the re-plan could not find a better plan.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if v > SCHEMA_VERSION {
             return Err(InventoryError::Schema(format!(
@@ -699,20 +706,29 @@ impl Inventory {
                               OR excluded.last_chain_seen>=last_chain_seen) THEN excluded.last_chain_seen
                               ELSE last_chain_seen END",
             )?;
-            let mut st_name = tx.prepare_cached(
-                "INSERT OR IGNORE INTO endpoint_name SELECT ?1, ?2, ?3
-                 WHERE (SELECT count(*) FROM endpoint_name WHERE ip=?1 AND port=?2) < ?4",
-            )?;
-            let mut st_seg = tx.prepare_cached(
-                "INSERT OR IGNORE INTO endpoint_segment SELECT ?1, ?2, ?3
-                 WHERE (SELECT count(*) FROM endpoint_segment WHERE ip=?1 AND port=?2) < ?4",
-            )?;
-            let mut st_auth = tx.prepare_cached(
-                "INSERT OR IGNORE INTO client_auth SELECT ?1, ?2, ?3, ?4
-                 WHERE (SELECT count(*) FROM client_auth WHERE ip=?1 AND port=?2) < ?5",
-            )?;
-            for (k, e) in &p.ep {
-                let ip = k.0.to_string();
+            // Set tables hold at most a cap of rows per endpoint, whatever the source: count what
+            // is there once per endpoint, then insert while there is room (an existing row is
+            // ignored and takes no room).
+            let mut st_name =
+                tx.prepare_cached("INSERT OR IGNORE INTO endpoint_name VALUES(?1,?2,?3)")?;
+            let mut st_seg =
+                tx.prepare_cached("INSERT OR IGNORE INTO endpoint_segment VALUES(?1,?2,?3)")?;
+            let mut st_auth =
+                tx.prepare_cached("INSERT OR IGNORE INTO client_auth VALUES(?1,?2,?3,?4)")?;
+            let mut n_name =
+                tx.prepare_cached("SELECT count(*) FROM endpoint_name WHERE ip=?1 AND port=?2")?;
+            let mut n_seg =
+                tx.prepare_cached("SELECT count(*) FROM endpoint_segment WHERE ip=?1 AND port=?2")?;
+            let mut n_auth =
+                tx.prepare_cached("SELECT count(*) FROM client_auth WHERE ip=?1 AND port=?2")?;
+            // Rows go in in primary-key order, so SQLite appends to its B-trees instead of
+            // splitting pages all over them (keys are text: sort by the text).
+            let mut eps: Vec<(String, u16, &EpAgg)> =
+                p.ep.iter()
+                    .map(|(k, e)| (k.0.to_string(), k.1, e))
+                    .collect();
+            eps.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+            for (ip, port, e) in &eps {
                 let (cs, cj) = match &e.chain {
                     Some((t, c)) => (
                         Some(*t),
@@ -723,7 +739,7 @@ impl Inventory {
                 st_ep.execute(params![
                     src,
                     ip,
-                    k.1,
+                    port,
                     e.first,
                     e.last,
                     e.handshakes as i64,
@@ -731,21 +747,24 @@ impl Inventory {
                     cs,
                     cj
                 ])?;
-                for n in &e.names {
-                    st_name.execute(params![ip, k.1, n, MAX_NAMES_PER_ENDPOINT as i64])?;
-                }
-                for s in &e.segments {
-                    st_seg.execute(params![ip, k.1, s, MAX_SEGMENTS_PER_ENDPOINT as i64])?;
-                }
-                for n in &e.auth_names {
-                    st_auth.execute(params![
-                        ip,
-                        k.1,
-                        n,
-                        normalize_dn(n),
-                        MAX_AUTH_NAMES_PER_ENDPOINT as i64
-                    ])?;
-                }
+                let (ip, port) = (ip.as_str(), *port);
+                let names = &e.names;
+                add_capped(&mut n_name, ip, port, MAX_NAMES_PER_ENDPOINT, names, |n| {
+                    st_name.execute(params![ip, port, n])
+                })?;
+                let segs = &e.segments;
+                add_capped(&mut n_seg, ip, port, MAX_SEGMENTS_PER_ENDPOINT, segs, |s| {
+                    st_seg.execute(params![ip, port, s])
+                })?;
+                let auth = &e.auth_names;
+                add_capped(
+                    &mut n_auth,
+                    ip,
+                    port,
+                    MAX_AUTH_NAMES_PER_ENDPOINT,
+                    auth,
+                    |n| st_auth.execute(params![ip, port, n, normalize_dn(n)]),
+                )?;
             }
             for (sha, c) in &p.ca {
                 upsert_ca(&tx, sha, c)?;
@@ -758,11 +777,17 @@ impl Inventory {
                    handshakes=handshakes+excluded.handshakes,
                    resumed=resumed+excluded.resumed, inferred=inferred+excluded.inferred",
             )?;
-            for ((ca, ip, port), e) in &p.ca_ep {
+            let mut rows: Vec<(&str, String, u16, &CaEpAgg)> = p
+                .ca_ep
+                .iter()
+                .map(|((ca, ip, port), e)| (ca.as_str(), ip.to_string(), *port, e))
+                .collect();
+            rows.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+            for (ca, ip, port, e) in rows {
                 st.execute(params![
                     src,
                     ca,
-                    ip.to_string(),
+                    ip,
                     port,
                     e.first,
                     e.last,
@@ -781,13 +806,20 @@ impl Inventory {
                    accepted=accepted+excluded.accepted, rejected=rejected+excluded.rejected,
                    unknown=unknown+excluded.unknown, resumed=resumed+excluded.resumed",
             )?;
-            for ((ca, ip, port, client), c) in &p.cl {
+            let mut rows: Vec<(&str, String, u16, String, &ClAgg)> =
+                p.cl.iter()
+                    .map(|((ca, ip, port, client), c)| {
+                        (ca.as_str(), ip.to_string(), *port, client.to_string(), c)
+                    })
+                    .collect();
+            rows.sort_unstable_by(|a, b| (a.0, &a.1, a.2, &a.3).cmp(&(b.0, &b.1, b.2, &b.3)));
+            for (ca, ip, port, client, c) in rows {
                 st.execute(params![
                     src,
                     ca,
-                    ip.to_string(),
+                    ip,
                     port,
-                    client.to_string(),
+                    client,
                     c.first,
                     c.last,
                     c.last_outcome.unwrap_or(Outcome::Unknown).as_str(),
@@ -803,13 +835,30 @@ impl Inventory {
                    accepted=accepted+excluded.accepted, rejected=rejected+excluded.rejected,
                    unknown=unknown+excluded.unknown, resumed=resumed+excluded.resumed",
             )?;
-            for ((ca, ip, port, client, day), c) in &p.day {
+            let mut rows: Vec<(&str, String, u16, String, i64, &Counts)> = p
+                .day
+                .iter()
+                .map(|((ca, ip, port, client, day), c)| {
+                    (
+                        ca.as_str(),
+                        ip.to_string(),
+                        *port,
+                        client.to_string(),
+                        *day,
+                        c,
+                    )
+                })
+                .collect();
+            rows.sort_unstable_by(|a, b| {
+                (a.0, &a.1, a.2, &a.3, a.4).cmp(&(b.0, &b.1, b.2, &b.3, b.4))
+            });
+            for (ca, ip, port, client, day, c) in rows {
                 st.execute(params![
                     src,
                     ca,
-                    ip.to_string(),
+                    ip,
                     port,
-                    client.to_string(),
+                    client,
                     day,
                     c.accepted as i64,
                     c.rejected as i64,
@@ -1004,6 +1053,31 @@ impl Drop for Inventory {
         // Best effort: an explicit flush reports errors; this keeps a forgotten one from losing data.
         let _ = self.flush();
     }
+}
+
+/// Adds `values` to a per-endpoint set table (`endpoint_name`, ...) that holds at most `cap` rows
+/// per endpoint, whatever their source: `count` (the table's `count(*)` for an endpoint) says how
+/// many are there; `insert` returns 1 for a new row and 0 for one already present (no room taken).
+fn add_capped(
+    count: &mut rusqlite::Statement<'_>,
+    ip: &str,
+    port: u16,
+    cap: usize,
+    values: &BTreeSet<String>,
+    mut insert: impl FnMut(&str) -> rusqlite::Result<usize>,
+) -> Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    let n: i64 = count.query_row(params![ip, port], |r| r.get(0))?;
+    let mut room = cap.saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
+    for v in values {
+        if room == 0 {
+            break;
+        }
+        room = room.saturating_sub(insert(v)?);
+    }
+    Ok(())
 }
 
 fn insert_capped(set: &mut BTreeSet<String>, v: &str, cap: usize, truncated: &mut u64) {
