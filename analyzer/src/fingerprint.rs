@@ -1,25 +1,59 @@
 //! Client fingerprints: JA3 (Salesforce, BSD-3) and the JA4 TLS client fingerprint (FoxIO,
 //! BSD-3 licensed part only: `JA4`, not JA4+).
 
+use std::fmt::{Display, Write as _};
+
 use crate::tls::handshake::{ext, is_grease, ClientHello};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-fn join<T: ToString>(v: impl Iterator<Item = T>, sep: &str) -> String {
-    v.map(|x| x.to_string()).collect::<Vec<_>>().join(sep)
+// One handshake costs both fingerprints, so they are written into one string each, with no
+// per-item allocation.
+
+/// Appends `items` to `out` in decimal, separated by `-`.
+fn push_dec<T: Display>(out: &mut String, items: impl Iterator<Item = T>) {
+    for (i, v) in items.enumerate() {
+        if i > 0 {
+            out.push('-');
+        }
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// Appends the low `digits` nibbles of `v` to `out` as lowercase hex.
+fn push_hex(out: &mut String, v: u16, digits: u32) {
+    for k in (0..digits).rev() {
+        let nibble = u32::from(v.checked_shr(4 * k).unwrap_or(0) & 0xf);
+        out.push(char::from_digit(nibble, 16).unwrap_or('0'));
+    }
+}
+
+/// Appends `items` to `out` as 4-digit lowercase hex, separated by `,`.
+fn push_hex4_list(out: &mut String, items: impl Iterator<Item = u16>) {
+    for (i, v) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_hex(out, v, 4);
+    }
 }
 
 /// The JA3 string: `version,ciphers,extensions,groups,point_formats`, decimal, GREASE removed.
 pub fn ja3_string(ch: &ClientHello) -> String {
-    let ng = |v: &&u16| !is_grease(**v);
-    format!(
-        "{},{},{},{},{}",
-        ch.version,
-        join(ch.ciphers.iter().filter(ng), "-"),
-        join(ch.extensions.iter().filter(ng), "-"),
-        join(ch.groups.iter().filter(ng), "-"),
-        join(ch.ec_point_formats.iter(), "-"),
-    )
+    let ng = |v: &u16| !is_grease(*v);
+    let mut s = String::with_capacity(
+        8 + 6 * (ch.ciphers.len() + ch.extensions.len() + ch.groups.len())
+            + 4 * ch.ec_point_formats.len(),
+    );
+    let _ = write!(s, "{},", ch.version);
+    push_dec(&mut s, ch.ciphers.iter().copied().filter(ng));
+    s.push(',');
+    push_dec(&mut s, ch.extensions.iter().copied().filter(ng));
+    s.push(',');
+    push_dec(&mut s, ch.groups.iter().copied().filter(ng));
+    s.push(',');
+    push_dec(&mut s, ch.ec_point_formats.iter());
+    s
 }
 
 /// JA3: MD5 of the JA3 string, lowercase hex.
@@ -27,12 +61,15 @@ pub fn ja3(s: &str) -> String {
     hex::encode(Md5::digest(s.as_bytes()))
 }
 
-fn sha12(s: &str) -> String {
+/// Appends the first 12 hex digits of SHA-256(`s`), or twelve zeros for an empty `s`.
+fn push_sha12(out: &mut String, s: &str) {
     if s.is_empty() {
-        return "000000000000".into();
+        out.push_str("000000000000");
+        return;
     }
-    let h = hex::encode(Sha256::digest(s.as_bytes()));
-    h.get(..12).unwrap_or_default().to_string()
+    for b in Sha256::digest(s.as_bytes()).iter().take(6) {
+        push_hex(out, u16::from(*b), 2);
+    }
 }
 
 fn ja4_version(v: u16) -> &'static str {
@@ -50,98 +87,74 @@ fn ja4_version(v: u16) -> &'static str {
     }
 }
 
-/// First and last characters of the first ALPN value; hex of its bytes when not alphanumeric.
-fn ja4_alpn(alpn: &[String]) -> String {
-    let Some(first) = alpn.first().filter(|a| !a.is_empty()) else {
-        return "00".into();
-    };
-    let b = first.as_bytes();
+/// Appends the first and last characters of the first ALPN value; of the hex of its bytes when
+/// they are not alphanumeric; `00` without ALPN.
+fn push_ja4_alpn(out: &mut String, alpn: &[String]) {
+    let b = alpn.first().map(|a| a.as_bytes()).unwrap_or_default();
     let (Some(&f), Some(&l)) = (b.first(), b.last()) else {
-        return "00".into();
+        out.push_str("00");
+        return;
     };
     if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
-        format!("{}{}", f as char, l as char)
+        out.push(char::from(f));
+        out.push(char::from(l));
     } else {
-        let h = hex::encode(b);
-        let c = h.chars();
-        format!(
-            "{}{}",
-            c.clone().next().unwrap_or('0'),
-            c.last().unwrap_or('0')
-        )
+        push_hex(out, u16::from(f >> 4), 1);
+        push_hex(out, u16::from(l & 0xf), 1);
     }
 }
 
 /// JA4 TLS client fingerprint `a_b_c`. `proto` is 't' (TCP), 'q' (QUIC) or 'd' (DTLS).
 pub fn ja4(ch: &ClientHello, proto: char) -> String {
-    let version = ch
-        .supported_versions
-        .iter()
-        .copied()
-        .filter(|v| !is_grease(*v))
-        .max()
-        .unwrap_or(ch.version);
+    let ng = |v: &u16| !is_grease(*v);
+    let versions = ch.supported_versions.iter().copied().filter(ng);
     // DTLS versions count downward: the "highest" is the smallest code.
     let version = if proto == 'd' {
-        ch.supported_versions
-            .iter()
-            .copied()
-            .filter(|v| !is_grease(*v))
-            .min()
-            .unwrap_or(ch.version)
+        versions.min()
     } else {
-        version
-    };
-    let ciphers: Vec<u16> = ch
-        .ciphers
-        .iter()
-        .copied()
-        .filter(|c| !is_grease(*c))
-        .collect();
-    let exts: Vec<u16> = ch
-        .extensions
-        .iter()
-        .copied()
-        .filter(|e| !is_grease(*e))
-        .collect();
-    let sni = if exts.contains(&ext::SERVER_NAME) {
+        versions.max()
+    }
+    .unwrap_or(ch.version);
+    let mut ciphers: Vec<u16> = ch.ciphers.iter().copied().filter(ng).collect();
+    let exts = ch.extensions.iter().copied().filter(ng);
+    let sni = if ch.extensions.contains(&ext::SERVER_NAME) {
         'd'
     } else {
         'i'
     };
-    let a = format!(
-        "{proto}{}{sni}{:02}{:02}{}",
+    let mut out = String::with_capacity(36);
+    let _ = write!(
+        out,
+        "{proto}{}{sni}{:02}{:02}",
         ja4_version(version),
         ciphers.len().min(99),
-        exts.len().min(99),
-        ja4_alpn(&ch.alpn)
+        exts.clone().count().min(99),
     );
-    let mut sc = ciphers.clone();
-    sc.sort_unstable();
-    let b = sha12(&join(sc.iter().map(|c| format!("{c:04x}")), ","));
+    push_ja4_alpn(&mut out, &ch.alpn);
+    out.push('_');
+    ciphers.sort_unstable();
+    let mut text =
+        String::with_capacity(5 * (ciphers.len() + ch.extensions.len() + ch.sig_algs.len()));
+    push_hex4_list(&mut text, ciphers.iter().copied());
+    push_sha12(&mut out, &text);
+    out.push('_');
     let mut se: Vec<u16> = exts
-        .iter()
-        .copied()
         .filter(|e| *e != ext::SERVER_NAME && *e != ext::ALPN)
         .collect();
     se.sort_unstable();
-    let mut cs = join(se.iter().map(|e| format!("{e:04x}")), ",");
-    let sigs: Vec<String> = ch
-        .sig_algs
-        .iter()
-        .filter(|s| !is_grease(**s))
-        .map(|s| format!("{s:04x}"))
-        .collect();
-    if !sigs.is_empty() {
-        cs.push('_');
-        cs.push_str(&sigs.join(","));
+    if se.is_empty() {
+        out.push_str("000000000000");
+        return out;
     }
-    let c = if se.is_empty() {
-        "000000000000".to_string()
-    } else {
-        sha12(&cs)
-    };
-    format!("{a}_{b}_{c}")
+    text.clear();
+    push_hex4_list(&mut text, se.iter().copied());
+    let mut sigs = ch.sig_algs.iter().copied().filter(ng).peekable();
+    if sigs.peek().is_some() {
+        text.push('_');
+        push_hex4_list(&mut text, sigs);
+    }
+    push_sha12(&mut out, &text);
+    out
 }
 
 #[cfg(test)]
