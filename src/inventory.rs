@@ -57,6 +57,8 @@ pub const MAX_CAS_PER_CHAIN: usize = 16;
 pub const MAX_STRING: usize = 1024;
 /// Endpoints whose last visible chain is cached for resumed/TLS 1.3 attribution.
 pub const MAX_CHAIN_CACHE: usize = 100_000;
+/// Distinct CA certificates given ids before the ids (and the chain cache) are reset at a flush.
+pub const MAX_CA_IDS: usize = 1 << 20;
 /// Chainless handshakes waiting for their endpoint's first visible chain until the next flush.
 pub const MAX_DEFERRED: usize = 100_000;
 /// Schema version in `PRAGMA user_version`.
@@ -184,9 +186,43 @@ pub struct MergeSummary {
 }
 
 type EpKey = (IpAddr, u16);
-type CaEpKey = (String, IpAddr, u16);
-type ClKey = (String, IpAddr, u16, IpAddr);
-type DayKey = (String, IpAddr, u16, IpAddr, i64);
+/// A CA certificate by its [`CaIds`] id.
+type CaId = u32;
+type CaEpKey = (CaId, IpAddr, u16);
+type ClKey = (CaId, IpAddr, u16, IpAddr);
+type DayKey = (CaId, IpAddr, u16, IpAddr, i64);
+
+/// Small ids for the CA SHA-256s this handle has seen: aggregate keys and cached chains hold a
+/// `u32` instead of a 64-character string (tens of thousands of endpoints may share a few CAs).
+/// Cleared, with the chain cache that refers to it, after a flush once it holds [`MAX_CA_IDS`].
+#[derive(Debug, Default)]
+struct CaIds {
+    ids: HashMap<String, CaId>,
+    shas: Vec<String>,
+}
+
+impl CaIds {
+    fn id(&mut self, sha: &str) -> CaId {
+        if let Some(&id) = self.ids.get(sha) {
+            return id;
+        }
+        let id = CaId::try_from(self.shas.len()).unwrap_or(CaId::MAX);
+        self.ids.insert(sha.to_string(), id);
+        self.shas.push(sha.to_string());
+        id
+    }
+
+    fn sha(&self, id: CaId) -> &str {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.shas.get(i))
+            .map_or("", String::as_str)
+    }
+}
+
+/// A set kept as a sorted `Vec`: per-endpoint sets hold a name or two, and a `BTreeSet` node is
+/// hundreds of bytes.
+type SmallSet = Vec<String>;
 
 #[derive(Debug, Default)]
 struct EpAgg {
@@ -194,18 +230,18 @@ struct EpAgg {
     last: i64,
     handshakes: u64,
     last_visible: bool,
-    chain: Option<(i64, Vec<String>)>,
-    names: BTreeSet<String>,
-    segments: BTreeSet<String>,
-    auth_names: BTreeSet<String>,
+    chain: Option<(i64, Vec<CaId>)>,
+    names: SmallSet,
+    segments: SmallSet,
+    auth_names: SmallSet,
 }
 
 #[derive(Debug, Default)]
 struct CaAgg {
     subject: String,
     root: bool,
-    stores: BTreeSet<String>,
-    removals: BTreeSet<String>,
+    stores: SmallSet,
+    removals: SmallSet,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -270,7 +306,7 @@ struct Deferred {
 struct Pending {
     records: usize,
     ep: HashMap<EpKey, EpAgg>,
-    ca: HashMap<String, CaAgg>,
+    ca: HashMap<CaId, CaAgg>,
     ca_ep: HashMap<CaEpKey, CaEpAgg>,
     cl: HashMap<ClKey, ClAgg>,
     day: HashMap<DayKey, Counts>,
@@ -289,7 +325,8 @@ pub struct Inventory {
     conn: Connection,
     source: String,
     pending: Pending,
-    chain_cache: HashMap<EpKey, Option<(i64, Vec<String>)>>,
+    chain_cache: HashMap<EpKey, Option<(i64, Vec<CaId>)>>,
+    ca_ids: CaIds,
     flush_every: usize,
     stats: RecordStats,
 }
@@ -339,16 +376,20 @@ fn day_of(ns: i64) -> i64 {
 }
 
 /// Cuts a network string at [`MAX_STRING`] bytes (on a char boundary).
-fn cap_str(s: &str, truncated: &mut u64) -> String {
+fn cap_slice<'a>(s: &'a str, truncated: &mut u64) -> &'a str {
     if s.len() <= MAX_STRING {
-        return s.to_string();
+        return s;
     }
     *truncated += 1;
     let mut end = MAX_STRING;
     while end > 0 && !s.is_char_boundary(end) {
         end -= 1;
     }
-    s.get(..end).unwrap_or_default().to_string()
+    s.get(..end).unwrap_or_default()
+}
+
+fn cap_str(s: &str, truncated: &mut u64) -> String {
+    cap_slice(s, truncated).to_string()
 }
 
 /// Normalises a DN for matching CertificateRequest names against CA subjects: case and the spaces
@@ -450,6 +491,7 @@ impl Inventory {
             source,
             pending: Pending::default(),
             chain_cache: HashMap::new(),
+            ca_ids: CaIds::default(),
             flush_every: FLUSH_EVERY,
             stats: RecordStats::default(),
         })
@@ -511,10 +553,15 @@ impl Inventory {
             }
         }
         if direct {
-            let mut chain: Vec<String> = Vec::new();
+            let mut chain: Vec<CaId> = Vec::new();
             for c in o.cas.iter().take(MAX_CAS_PER_CHAIN) {
-                let sha = cap_str(&c.sha256.to_ascii_lowercase(), &mut truncated);
-                let ca = self.pending.ca.entry(sha.clone()).or_default();
+                let id = if c.sha256.bytes().any(|b| b.is_ascii_uppercase()) {
+                    self.ca_ids
+                        .id(cap_slice(&c.sha256.to_ascii_lowercase(), &mut truncated))
+                } else {
+                    self.ca_ids.id(cap_slice(&c.sha256, &mut truncated))
+                };
+                let ca = self.pending.ca.entry(id).or_default();
                 if ca.subject.is_empty() {
                     ca.subject = cap_str(&c.subject, &mut truncated);
                 }
@@ -530,8 +577,8 @@ impl Inventory {
                         &mut truncated,
                     );
                 }
-                if !chain.contains(&sha) {
-                    chain.push(sha);
+                if !chain.contains(&id) {
+                    chain.push(id);
                 }
             }
             if o.cas.len() > MAX_CAS_PER_CHAIN {
@@ -569,7 +616,7 @@ impl Inventory {
         Ok(())
     }
 
-    fn cache_chain(&mut self, key: EpKey, ts: i64, chain: &[String]) {
+    fn cache_chain(&mut self, key: EpKey, ts: i64, chain: &[CaId]) {
         if self.chain_cache.len() >= MAX_CHAIN_CACHE && !self.chain_cache.contains_key(&key) {
             self.chain_cache.clear();
         }
@@ -585,7 +632,7 @@ impl Inventory {
     /// chain would otherwise cost a database lookup per handshake. A chain seen later in the run
     /// overwrites the negative entry ([`Self::cache_chain`]), and the database only changes under
     /// this handle by our own flushes (or a merge, which clears the cache).
-    fn last_chain(&mut self, key: EpKey) -> Result<Option<Vec<String>>> {
+    fn last_chain(&mut self, key: EpKey) -> Result<Option<Vec<CaId>>> {
         if let Some((_, c)) = self.pending.ep.get(&key).and_then(|e| e.chain.as_ref()) {
             return Ok(Some(c.clone()));
         }
@@ -604,7 +651,10 @@ impl Inventory {
             .optional()?;
         let found = row.and_then(|(t, c)| {
             let v: Vec<String> = serde_json::from_str(&c).ok()?;
-            Some((t, v))
+            Some((
+                t,
+                v.iter().map(|sha| self.ca_ids.id(sha)).collect::<Vec<_>>(),
+            ))
         });
         if self.chain_cache.len() >= MAX_CHAIN_CACHE {
             self.chain_cache.clear();
@@ -635,14 +685,14 @@ impl Inventory {
         outcome: Outcome,
         resumed: bool,
         inferred: bool,
-        chain: &[String],
+        chain: &[CaId],
     ) {
         let day = day_of(ts);
-        for ca in chain {
+        for &ca in chain {
             let e = self
                 .pending
                 .ca_ep
-                .entry((ca.clone(), key.0, key.1))
+                .entry((ca, key.0, key.1))
                 .or_insert(CaEpAgg {
                     first: ts,
                     last: ts,
@@ -656,7 +706,7 @@ impl Inventory {
             let c = self
                 .pending
                 .cl
-                .entry((ca.clone(), key.0, key.1, client))
+                .entry((ca, key.0, key.1, client))
                 .or_insert(ClAgg {
                     first: ts,
                     last: ts,
@@ -670,7 +720,7 @@ impl Inventory {
             c.counts.add(outcome, resumed);
             self.pending
                 .day
-                .entry((ca.clone(), key.0, key.1, client, day))
+                .entry((ca, key.0, key.1, client, day))
                 .or_default()
                 .add(outcome, resumed);
         }
@@ -689,6 +739,7 @@ impl Inventory {
             return Ok(());
         }
         let src = self.source.clone();
+        let ids = &self.ca_ids;
         let tx = self.conn.transaction()?;
         {
             let mut st_ep = tx.prepare_cached(
@@ -730,10 +781,11 @@ impl Inventory {
             eps.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
             for (ip, port, e) in &eps {
                 let (cs, cj) = match &e.chain {
-                    Some((t, c)) => (
-                        Some(*t),
-                        Some(serde_json::to_string(c).unwrap_or_else(|_| "[]".into())),
-                    ),
+                    Some((t, c)) => {
+                        let shas: Vec<&str> = c.iter().map(|id| ids.sha(*id)).collect();
+                        let json = serde_json::to_string(&shas).unwrap_or_else(|_| "[]".into());
+                        (Some(*t), Some(json))
+                    }
                     None => (None, None),
                 };
                 st_ep.execute(params![
@@ -766,8 +818,8 @@ impl Inventory {
                     |n| st_auth.execute(params![ip, port, n, normalize_dn(n)]),
                 )?;
             }
-            for (sha, c) in &p.ca {
-                upsert_ca(&tx, sha, c)?;
+            for (id, c) in &p.ca {
+                upsert_ca(&tx, ids.sha(*id), c)?;
             }
             let mut st = tx.prepare_cached(
                 "INSERT INTO ca_endpoint VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)
@@ -780,7 +832,7 @@ impl Inventory {
             let mut rows: Vec<(&str, String, u16, &CaEpAgg)> = p
                 .ca_ep
                 .iter()
-                .map(|((ca, ip, port), e)| (ca.as_str(), ip.to_string(), *port, e))
+                .map(|((ca, ip, port), e)| (ids.sha(*ca), ip.to_string(), *port, e))
                 .collect();
             rows.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
             for (ca, ip, port, e) in rows {
@@ -809,7 +861,7 @@ impl Inventory {
             let mut rows: Vec<(&str, String, u16, String, &ClAgg)> =
                 p.cl.iter()
                     .map(|((ca, ip, port, client), c)| {
-                        (ca.as_str(), ip.to_string(), *port, client.to_string(), c)
+                        (ids.sha(*ca), ip.to_string(), *port, client.to_string(), c)
                     })
                     .collect();
             rows.sort_unstable_by(|a, b| (a.0, &a.1, a.2, &a.3).cmp(&(b.0, &b.1, b.2, &b.3)));
@@ -840,7 +892,7 @@ impl Inventory {
                 .iter()
                 .map(|((ca, ip, port, client, day), c)| {
                     (
-                        ca.as_str(),
+                        ids.sha(*ca),
                         ip.to_string(),
                         *port,
                         client.to_string(),
@@ -869,6 +921,10 @@ impl Inventory {
         }
         tx.commit()?;
         self.stats.flushes += 1;
+        if self.ca_ids.shas.len() >= MAX_CA_IDS {
+            self.ca_ids = CaIds::default();
+            self.chain_cache.clear();
+        }
         Ok(())
     }
 
@@ -972,8 +1028,8 @@ impl Inventory {
                     CaAgg {
                         subject: r.get(1)?,
                         root: r.get::<_, String>(2)? == "root",
-                        stores: json_set(&r.get::<_, String>(3)?),
-                        removals: json_set(&r.get::<_, String>(4)?),
+                        stores: json_set(&r.get::<_, String>(3)?).into_iter().collect(),
+                        removals: json_set(&r.get::<_, String>(4)?).into_iter().collect(),
                     },
                 ))
             })?;
@@ -1063,7 +1119,7 @@ fn add_capped(
     ip: &str,
     port: u16,
     cap: usize,
-    values: &BTreeSet<String>,
+    values: &[String],
     mut insert: impl FnMut(&str) -> rusqlite::Result<usize>,
 ) -> Result<()> {
     if values.is_empty() {
@@ -1080,16 +1136,19 @@ fn add_capped(
     Ok(())
 }
 
-fn insert_capped(set: &mut BTreeSet<String>, v: &str, cap: usize, truncated: &mut u64) {
-    if set.contains(v) {
+fn insert_capped(set: &mut SmallSet, v: &str, cap: usize, truncated: &mut u64) {
+    let find = |set: &SmallSet, v: &str| set.binary_search_by(|x| x.as_str().cmp(v));
+    if find(set, v).is_ok() {
         return;
     }
     if set.len() >= cap {
         *truncated += 1;
         return;
     }
-    let v = cap_str(v, truncated);
-    set.insert(v);
+    let v = cap_slice(v, truncated);
+    if let Err(at) = find(set, v) {
+        set.insert(at, v.to_string());
+    }
 }
 
 fn upsert_ca(tx: &rusqlite::Transaction<'_>, sha: &str, c: &CaAgg) -> Result<()> {
