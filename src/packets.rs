@@ -96,7 +96,8 @@ fn serial(
     let mut sweep: Vec<Output> = Vec::new();
     let mut err: Option<String> = None;
     for path in &opts.inputs {
-        let res = capture::source::read_file(path, &mut |pkt| {
+        // The reader thread decodes TCP frames ahead, so this thread only runs the flow engine.
+        let res = capture::source::read_file_pre(path, true, &mut |pkt, pre| {
             if err.is_some() {
                 return;
             }
@@ -105,7 +106,10 @@ fn serial(
                 engine.advance_clock(pkt.ts_ns);
                 sweep.append(&mut engine.app.out);
             }
-            engine.process(pkt);
+            match pre {
+                Some(t) => engine.process_pre(pkt, t),
+                None => engine.process(pkt),
+            }
             sampler.stop(t0);
             let r = if sweep.is_empty() {
                 Ok(())
@@ -113,8 +117,10 @@ fn serial(
                 em.emit_sweep(&mut sweep)
             };
             let r = r.and_then(|()| {
-                for o in engine.app.out.drain(..) {
-                    em.emit(o)?;
+                if !engine.app.out.is_empty() {
+                    for o in engine.app.out.drain(..) {
+                        em.emit(o)?;
+                    }
                 }
                 Ok(())
             });

@@ -10,7 +10,7 @@
 //! capture, concatenated files) neither retires its own flow at once nor shields older flows
 //! behind it, and engines that share one clock (sharded analysis, see [`Engine::advance_clock`])
 //! retire the same flows at the same packet as a single engine would.
-use crate::decode::{self, tcpflag, Decoded, TcpSegment, UdpDatagram};
+use crate::decode::{self, tcpflag, Decoded, PreTcp, TcpSegment, UdpDatagram};
 use crate::defrag::{Defrag, FragResult, Reassembled};
 use crate::flow::{FlowKey, FlowTable, Keyed};
 use crate::reassembly::{Event, Limits, TcpDir};
@@ -92,6 +92,8 @@ pub struct Engine<A: App> {
     /// Flows queued for retirement after they closed: (close time, slot, flow id).
     closed: VecDeque<(u64, u32, u64)>,
     now: u64,
+    /// The clock at the last sweep.
+    swept_at: u64,
     next_id: u64,
     lim: Limits,
     /// Defrag counters already folded into `stats`.
@@ -110,6 +112,7 @@ impl<A: App> Engine<A> {
             defrag: Defrag::new(cfg.max_frag_datagrams, cfg.max_frag_bytes),
             closed: VecDeque::new(),
             now: 0,
+            swept_at: 0,
             next_id: 1,
             lim,
             frag_seen: (0, 0, 0),
@@ -154,6 +157,30 @@ impl<A: App> Engine<A> {
             Ok(Decoded::Other) => self.stats.other_packets += 1,
             Err(p) => self.stats.problem(p),
         }
+    }
+
+    /// Processes a frame that the reader already decoded to a TCP segment ([`PreTcp::decode`] of
+    /// this same frame): the same steps as [`Self::process`], without decoding again.
+    pub fn process_pre(&mut self, pkt: &RawPacket<'_>, pre: &PreTcp) {
+        self.stats.packets += 1;
+        self.stats.bytes += pkt.data.len() as u64;
+        self.now = self.now.max(pkt.ts_ns);
+        self.sweep();
+        // The common case at line rate: a segment of a bypassed flow without SYN/FIN/RST costs
+        // one lookup and a flag check (what the full path below would do for it, minus building
+        // the segment).
+        if pre.flags & (tcpflag::SYN | tcpflag::FIN | tcpflag::RST) == 0 {
+            if let Some(s) = self.table.find(&pre.key) {
+                if self.table.get(s).is_some_and(|f| f.bypass) {
+                    self.table.touch(s, self.now);
+                    self.stats.tcp_segments += 1;
+                    self.stats.bypassed_packets += 1;
+                    return;
+                }
+            }
+        }
+        let t = pre.segment(pkt.data);
+        self.tcp_keyed(pkt.ts_ns, &t, pre.key, pre.src_is_lo);
     }
 
     /// Moves the clock to `ts_ns` (if later) and retires what timed out, as a packet with that
@@ -234,6 +261,13 @@ impl<A: App> Engine<A> {
 
     /// Retires idle flows (LRU tail), lingering closed flows and stale fragments.
     fn sweep(&mut self) {
+        // Nothing can time out again before the clock moves: a flow used since the last sweep
+        // is stamped "now", so sweep once per clock value (a caller's `advance_clock` followed by
+        // `process` of the same packet costs one sweep, not two).
+        if self.now <= self.swept_at {
+            return;
+        }
+        self.swept_at = self.now;
         let idle = self.cfg.idle_timeout_ns;
         while let Some((slot, last)) = self.table.oldest() {
             if last.saturating_add(idle) >= self.now {
@@ -383,8 +417,12 @@ impl<A: App> Engine<A> {
     }
 
     fn tcp(&mut self, ts: u64, t: &TcpSegment<'_>) {
-        self.stats.tcp_segments += 1;
         let (key, src_is_lo) = FlowKey::new(6, t.src, t.sport, t.dst, t.dport);
+        self.tcp_keyed(ts, t, key, src_is_lo);
+    }
+
+    fn tcp_keyed(&mut self, ts: u64, t: &TcpSegment<'_>, key: FlowKey, src_is_lo: bool) {
+        self.stats.tcp_segments += 1;
         let syn = t.has(tcpflag::SYN);
         let ack = t.has(tcpflag::ACK);
         let fin = t.has(tcpflag::FIN);

@@ -10,12 +10,27 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Symmetric 5-tuple: both directions of a flow produce the same key (endpoints sorted).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Addresses are kept as bytes (alignment 1: the key is 38 bytes, it sits in every pre-decoded
+/// frame) and hashed as two `u128` and one `u64`, three hasher rounds instead of six.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowKey {
     lo: ([u8; 16], u16),
     hi: ([u8; 16], u16),
     proto: u8,
     v6: bool,
+}
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u128(u128::from_ne_bytes(self.lo.0));
+        state.write_u128(u128::from_ne_bytes(self.hi.0));
+        state.write_u64(
+            u64::from(self.lo.1) << 32
+                | u64::from(self.hi.1) << 16
+                | u64::from(self.proto) << 8
+                | u64::from(self.v6),
+        );
+    }
 }
 
 fn addr_bytes(a: IpAddr) -> [u8; 16] {
@@ -28,30 +43,37 @@ fn addr_bytes(a: IpAddr) -> [u8; 16] {
 impl FlowKey {
     /// Builds the key; also returns whether `(src, sport)` is the `lo` endpoint.
     pub fn new(proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> (FlowKey, bool) {
-        let a = (addr_bytes(src), sport);
-        let b = (addr_bytes(dst), dport);
-        let v6 = src.is_ipv6();
-        if a <= b {
-            (
-                FlowKey {
-                    lo: a,
-                    hi: b,
-                    proto,
-                    v6,
-                },
-                true,
-            )
+        Self::from_bytes(
+            proto,
+            (addr_bytes(src), sport),
+            (addr_bytes(dst), dport),
+            src.is_ipv6(),
+        )
+    }
+
+    /// [`Self::new`] from addresses as 16 bytes (IPv4 mapped into IPv6, `v6` false).
+    pub fn from_bytes(
+        proto: u8,
+        a: ([u8; 16], u16),
+        b: ([u8; 16], u16),
+        v6: bool,
+    ) -> (FlowKey, bool) {
+        // Byte order of the addresses, then the port (big-endian u128 compares like the bytes).
+        let src_is_lo = (u128::from_be_bytes(a.0), a.1) <= (u128::from_be_bytes(b.0), b.1);
+        let (lo, hi) = if src_is_lo { (a, b) } else { (b, a) };
+        (FlowKey { lo, hi, proto, v6 }, src_is_lo)
+    }
+
+    /// The `lo` endpoint (`true`) or the `hi` one, as address and port (the inverse of [`Self::new`]).
+    pub fn endpoint(&self, lo: bool) -> (IpAddr, u16) {
+        let (b, port) = if lo { self.lo } else { self.hi };
+        let addr = if self.v6 {
+            IpAddr::V6(std::net::Ipv6Addr::from(b))
         } else {
-            (
-                FlowKey {
-                    lo: b,
-                    hi: a,
-                    proto,
-                    v6,
-                },
-                false,
-            )
-        }
+            let [.., a, b2, c, d] = b;
+            IpAddr::V4(std::net::Ipv4Addr::new(a, b2, c, d))
+        };
+        (addr, port)
     }
 }
 
@@ -119,8 +141,10 @@ impl<V> FlowTable<V> {
 
     /// Marks the slot as just used at `ts` (moves it to the head of the recency list).
     pub fn touch(&mut self, slot: u32, ts: u64) {
-        self.unlink(slot);
-        self.link_head(slot);
+        if self.head != slot {
+            self.unlink(slot);
+            self.link_head(slot);
+        }
         if let Some(Some(n)) = self.slots.get_mut(slot as usize) {
             n.last_ts = n.last_ts.max(ts);
         }

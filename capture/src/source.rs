@@ -1,9 +1,12 @@
 //! Packet sources: pcap (µs and ns), pcapng (several interfaces and link types), gzip, stdin.
 //!
-//! Built on pcap-parser's streaming readers: a block that does not fit yet (`Incomplete`) makes
-//! us refill the buffer; a block larger than the buffer makes it grow, up to a cap. Whatever goes
-//! wrong after a valid file header (truncation, corrupt lengths, a reader that stops making
-//! progress) ends this input with the reason in [`SourceSummary`], never a panic or a hang.
+//! A reader thread (`chunks`) does the `read` calls and gzip inflation. Classic pcap records are
+//! walked there too, with pcap-parser's frame parsers, and handed over in place in recycled
+//! batches (`legacy`); pcapng goes through pcap-parser's streaming reader: a block that does not
+//! fit yet (`Incomplete`) makes us refill the buffer, a block larger than the buffer makes it
+//! grow, up to a cap. Whatever goes wrong after a valid file header (truncation, corrupt lengths,
+//! a reader that stops making progress) ends this input with the reason in [`SourceSummary`],
+//! never a panic or a hang.
 use crate::RawPacket;
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapNGPacketBlock;
@@ -11,6 +14,12 @@ use pcap_parser::{PcapBlockOwned, PcapError};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+mod chunks;
+mod legacy;
+
+use crate::decode::PreTcp;
+use chunks::Msg;
 
 /// Initial reader buffer.
 pub const READ_BUFFER: usize = 1 << 20;
@@ -64,34 +73,122 @@ pub fn read_file(
     path: &Path,
     f: &mut dyn FnMut(&RawPacket<'_>),
 ) -> Result<SourceSummary, SourceError> {
+    read_file_pre(path, false, &mut |p, _| f(p))
+}
+
+/// [`read_file`], and with `predecode` each classic pcap TCP frame comes with its decode
+/// ([`PreTcp`], made on the reader thread) for [`crate::Engine::process_pre`].
+pub fn read_file_pre(
+    path: &Path,
+    predecode: bool,
+    f: &mut dyn FnMut(&RawPacket<'_>, Option<&PreTcp>),
+) -> Result<SourceSummary, SourceError> {
     if path.as_os_str() == "-" {
-        read_from(std::io::stdin(), f)
+        read_from_pre(std::io::stdin(), predecode, f)
     } else {
-        read_from(std::fs::File::open(path)?, f)
+        read_from_pre(std::fs::File::open(path)?, predecode, f)
     }
 }
 
 /// Reads a pcap/pcapng stream (optionally gzip-compressed) from any reader.
-pub fn read_from<R: Read + Send>(
+pub fn read_from<R: Read + Send + 'static>(
     r: R,
     f: &mut dyn FnMut(&RawPacket<'_>),
+) -> Result<SourceSummary, SourceError> {
+    read_from_pre(r, false, &mut |p, _| f(p))
+}
+
+/// [`read_from`] with the optional pre-decode of [`read_file_pre`].
+///
+/// A reader thread ([`chunks`]) does the `read` calls (the kernel copy, and gzip inflation) into
+/// recycled batches while this thread runs the callback, so the two overlap on two cores. For
+/// classic pcap it also walks the records with pcap-parser's frame parsers while they are still in
+/// its cache, and decodes the TCP frames; the records stay in place in the batch (no second copy).
+/// pcapng goes through pcap-parser's streaming reader fed from the same batches.
+pub fn read_from_pre<R: Read + Send + 'static>(
+    r: R,
+    predecode: bool,
+    f: &mut dyn FnMut(&RawPacket<'_>, Option<&PreTcp>),
 ) -> Result<SourceSummary, SourceError> {
     let mut br = BufReader::new(r);
     let gz = {
         let head = br.fill_buf()?;
         head.starts_with(&[0x1f, 0x8b])
     };
-    let failed = Arc::new(Mutex::new(None));
-    let mut sum = if gz {
-        let inner = flate2::bufread::MultiGzDecoder::new(br);
-        read_pcap(Filling::new(inner, failed.clone()), f)?
+    let mut reader = if gz {
+        chunks::Reader::spawn(flate2::bufread::MultiGzDecoder::new(br), predecode)
     } else {
-        read_pcap(Filling::new(br, failed.clone()), f)?
+        chunks::Reader::spawn(br, predecode)
     };
-    if let Some(e) = failed.lock().ok().and_then(|mut g| g.take()) {
-        sum.error.get_or_insert(format!("read error: {e}"));
+    match reader.next() {
+        Some(Msg::Records(first)) => Ok(records(first, reader, f)),
+        Some(Msg::Raw(first)) => {
+            // pcapng (or not a capture: the streaming reader says so).
+            let failed = Arc::new(Mutex::new(None));
+            let raw = chunks::RawRead::new(first, reader);
+            let mut sum = read_pcap(Filling::new(raw, failed.clone()), &mut |p| f(p, None))?;
+            if let Some(e) = failed.lock().ok().and_then(|mut g| g.take()) {
+                sum.error.get_or_insert(format!("read error: {e}"));
+            }
+            Ok(sum)
+        }
+        Some(Msg::Failed(e)) if gz => Err(SourceError::Format(format!(
+            "read error (corrupt gzip?): {e}"
+        ))),
+        Some(Msg::Failed(e)) => Err(SourceError::Io(e)),
+        Some(Msg::End { .. }) | None => Err(SourceError::Format("empty input".into())),
     }
-    Ok(sum)
+}
+
+/// The records of one batch, to the callback.
+fn deliver(
+    b: &chunks::Batch,
+    f: &mut dyn FnMut(&RawPacket<'_>, Option<&PreTcp>),
+    sum: &mut SourceSummary,
+) {
+    for r in &b.recs {
+        let off = r.off as usize;
+        let data = b
+            .buf
+            .get(off..off.saturating_add(r.len as usize))
+            .unwrap_or_default();
+        sum.packets += 1;
+        let pkt = RawPacket {
+            ts_ns: r.ts_ns,
+            linktype: b.linktype,
+            data,
+            orig_len: r.orig_len,
+        };
+        f(&pkt, r.pre.as_ref());
+    }
+}
+
+/// The classic pcap batches from the reader thread, to the callback.
+fn records(
+    first: chunks::Batch,
+    mut reader: chunks::Reader,
+    f: &mut dyn FnMut(&RawPacket<'_>, Option<&PreTcp>),
+) -> SourceSummary {
+    let mut sum = SourceSummary::default();
+    let mut msg = Some(Msg::Records(first));
+    loop {
+        match msg.take().or_else(|| reader.next()) {
+            Some(Msg::Records(b)) => {
+                deliver(&b, f, &mut sum);
+                reader.recycle(b);
+            }
+            Some(Msg::End { truncated, error }) => {
+                sum.truncated = truncated;
+                sum.error = error;
+                break;
+            }
+            Some(Msg::Raw(_)) | Some(Msg::Failed(_)) | None => {
+                sum.error = Some("the reader thread stopped".into());
+                break;
+            }
+        }
+    }
+    sum
 }
 
 /// Each `read` gathers at least [`FILL_TARGET`] bytes (or the whole buffer, or up to EOF).
@@ -354,7 +451,7 @@ mod tests {
 
     fn count(bytes: &[u8]) -> Result<(u64, SourceSummary), SourceError> {
         let mut n = 0;
-        let sum = read_from(bytes, &mut |_| n += 1)?;
+        let sum = read_from(std::io::Cursor::new(bytes.to_vec()), &mut |_| n += 1)?;
         Ok((n, sum))
     }
 
@@ -387,6 +484,90 @@ mod tests {
         }
         // Damage in the gzip header: no capture header at all, a file-level error.
         assert!(matches!(count(&gz[..5]), Err(SourceError::Format(_))));
+    }
+
+    /// Records of every size, straddling chunk boundaries at every kind of offset (inside the
+    /// record header, inside the data, one larger than a whole chunk), read from a file-like
+    /// reader and from one that hands out odd-sized pieces: the same packets as pcap-parser's own
+    /// streaming reader, and a cut anywhere flags the truncation after the whole records.
+    #[test]
+    fn records_across_chunk_boundaries_match_pcap_parsers_reader() {
+        use pcap_parser::traits::PcapReaderIterator;
+        let mut raw = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        raw.extend([0; 8]);
+        raw.extend(262_144u32.to_le_bytes());
+        raw.extend(1u32.to_le_bytes());
+        let mut sizes: Vec<u32> = (0..3000).map(|i| (i * 7919 % 1600) as u32).collect();
+        sizes.insert(1000, (chunks::CHUNK + 4321) as u32);
+        sizes.insert(5, 0);
+        for (i, &len) in sizes.iter().enumerate() {
+            raw.extend((i as u32).to_le_bytes());
+            raw.extend(7u32.to_le_bytes());
+            raw.extend(len.to_le_bytes());
+            raw.extend((len + 3).to_le_bytes());
+            raw.extend((0..len).map(|j| (i as u32 * 13 + j) as u8));
+        }
+        let mut want = Vec::new();
+        let mut r = pcap_parser::LegacyPcapReader::new(1 << 21, &raw[..]).unwrap();
+        loop {
+            match r.next() {
+                Ok((off, PcapBlockOwned::Legacy(b))) => {
+                    want.push((
+                        u64::from(b.ts_sec) * 1_000_000_000 + 7000,
+                        b.origlen,
+                        b.data.to_vec(),
+                    ));
+                    r.consume(off);
+                }
+                Ok((off, _)) => r.consume(off),
+                Err(PcapError::Eof) => break,
+                Err(PcapError::Incomplete(_)) => r.refill().unwrap(),
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert_eq!(want.len(), sizes.len());
+
+        struct Pieces(Vec<u8>, usize, usize);
+        impl Read for Pieces {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(self.2).min(self.0.len() - self.1);
+                buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let collect = |r: Box<dyn Read + Send>| {
+            let mut got = Vec::new();
+            let sum =
+                read_from(r, &mut |p| got.push((p.ts_ns, p.orig_len, p.data.to_vec()))).unwrap();
+            (got, sum)
+        };
+        for step in [usize::MAX, 4099, 65_537] {
+            let (got, sum) = collect(Box::new(Pieces(raw.clone(), 0, step)));
+            assert!(
+                got == want,
+                "step {step}: {} of {} packets",
+                got.len(),
+                want.len()
+            );
+            assert!(!sum.truncated && sum.error.is_none(), "{sum:?}");
+        }
+        // Cuts: inside a record header and inside the data, before and after the big record.
+        let mut at = 24;
+        let mut ends = Vec::new();
+        for &len in &sizes {
+            at += 16 + len as usize;
+            ends.push(at);
+        }
+        for k in [3usize, 999, 1000, 1001, 2500] {
+            for into in [5usize, 16 + 1] {
+                let cut = ends[k] + into;
+                let (got, sum) = collect(Box::new(Pieces(raw[..cut].to_vec(), 0, 70_001)));
+                assert_eq!(got.len(), k + 1, "cut {cut}");
+                assert!(got[..] == want[..k + 1]);
+                assert!(sum.truncated, "cut {cut}: {sum:?}");
+            }
+        }
     }
 
     /// An I/O error after some bytes ends the input like a truncation, with the error kept.

@@ -10,7 +10,7 @@ const ZEEK: &str = "/work/shared/pcaps/zeek";
 
 fn collect(bytes: &[u8]) -> (Vec<(u64, u32, Vec<u8>)>, capture::source::SourceSummary) {
     let mut v = Vec::new();
-    let sum = read_from(bytes, &mut |p| {
+    let sum = read_from(std::io::Cursor::new(bytes.to_vec()), &mut |p| {
         v.push((p.ts_ns, p.linktype, p.data.to_vec()))
     })
     .expect("readable");
@@ -73,7 +73,7 @@ fn pcapng_interfaces_with_own_linktypes_and_resolutions() {
     assert_eq!(sum.skipped, 1);
     // Both link types decode to the same flow.
     let mut e = Engine::new(EngineConfig::default(), Recorder::default());
-    read_from(&bytes[..], &mut |p| e.process(p)).unwrap();
+    read_from(std::io::Cursor::new(bytes), &mut |p| e.process(p)).unwrap();
     let (app, st) = e.finish();
     assert!(st.decode_problems.is_empty(), "{:?}", st.decode_problems);
     assert_eq!(app.done.len(), 1);
@@ -135,13 +135,12 @@ fn truncated_files_end_with_flag() {
 }
 
 /// Returns one byte per read: exercises the Incomplete/refill path on every record.
-struct Trickle<'a>(&'a [u8]);
-impl Read for Trickle<'_> {
+struct Trickle(std::vec::IntoIter<u8>);
+impl Read for Trickle {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match (self.0.split_first(), buf.first_mut()) {
-            (Some((b, rest)), Some(o)) => {
-                *o = *b;
-                self.0 = rest;
+        match (self.0.next(), buf.first_mut()) {
+            (Some(b), Some(o)) => {
+                *o = b;
                 Ok(1)
             }
             _ => Ok(0),
@@ -153,7 +152,7 @@ impl Read for Trickle<'_> {
 fn trickling_reader_reads_everything() {
     let raw = std::fs::read(Path::new(ZEEK).join("tls1.2.pcap")).unwrap();
     let mut n = 0;
-    let sum = read_from(Trickle(&raw), &mut |_| n += 1).unwrap();
+    let sum = read_from(Trickle(raw.into_iter()), &mut |_| n += 1).unwrap();
     assert_eq!(n, 22);
     assert!(!sum.truncated && sum.error.is_none());
 }
@@ -213,7 +212,7 @@ fn bit_flipped_zeek_pcaps_never_panic() {
             ..EngineConfig::default()
         };
         let mut e = Engine::new(cfg, Recorder::default());
-        let _ = read_from(&data[..], &mut |p| e.process(p));
+        let _ = read_from(std::io::Cursor::new(data), &mut |p| e.process(p));
         let (app, st) = e.finish();
         assert_eq!(st.flows_created as usize, app.done.len());
         runs += 1;
