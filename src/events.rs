@@ -7,12 +7,14 @@
 //! `Value` (a `BTreeMap`) produced and consumers may have come to rely on.
 
 use std::borrow::Cow;
+use std::collections::hash_map::{Entry, HashMap};
 use std::net::IpAddr;
 
 use analyzer::chain::{AnchorRef, ChainIssue, ChainResult};
 use analyzer::{Alert, CertInfo, CertRef, Handshake, Outcome, Protocol, Side};
 use serde::ser::Error as _;
 use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use crate::time::{rfc3339_ns, rfc3339_s};
 
@@ -450,13 +452,16 @@ impl Serialize for TlsTrustmap<'_> {
     }
 }
 
-/// The `tls` object of a `trustmap.tls` event.
-struct Tls<'a>(&'a Handshake);
+/// The `tls` object of a `trustmap.tls` event; `server` is `tls.server` already rendered.
+struct Tls<'a> {
+    h: &'a Handshake,
+    server: Option<&'a RawValue>,
+}
 
 impl Serialize for Tls<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let h = self.0;
+        let h = self.h;
         let mut m = s.serialize_map(None)?;
         if let Some(c) = h.cipher {
             m.serialize_entry("cipher", &cipher_name(c))?;
@@ -471,11 +476,16 @@ impl Serialize for Tls<'_> {
             m.serialize_entry("next_protocol", a)?;
         }
         m.serialize_entry("resumed", &h.resumed)?;
-        let server = TlsSide {
-            hello: None,
-            chain: h.server_chain.as_deref(),
-        };
-        m.serialize_entry("server", &server)?;
+        match self.server {
+            Some(raw) => m.serialize_entry("server", raw)?,
+            None => {
+                let server = TlsSide {
+                    hello: None,
+                    chain: h.server_chain.as_deref(),
+                };
+                m.serialize_entry("server", &server)?;
+            }
+        }
         if let Some(v) = h.version {
             let (name, vp) = version_name(v);
             m.serialize_entry("version", &name)?;
@@ -489,6 +499,42 @@ impl Serialize for Tls<'_> {
 pub struct TlsEvent<'a> {
     pub h: &'a Handshake,
     pub extra: &'a Enrichment,
+    /// `tls.server` already rendered (see [`ServerSideCache`]), or None to render it here.
+    pub server: Option<&'a RawValue>,
+}
+
+/// Distinct presented server chains whose rendered `tls.server` object is kept.
+pub const MAX_RENDERED_CHAINS: usize = 4096;
+
+/// `tls.server` objects rendered once per presented chain: they depend on the certificates only,
+/// and are most of an event's bytes when servers repeat their chains. Bounded: cleared when full.
+#[derive(Default)]
+pub struct ServerSideCache {
+    rendered: HashMap<Vec<[u8; 32]>, Box<RawValue>>,
+}
+
+impl ServerSideCache {
+    /// The rendered `tls.server` of `h` (None without a server chain).
+    pub fn get(&mut self, h: &Handshake) -> Result<Option<&RawValue>, serde_json::Error> {
+        let Some(chain) = h.server_chain.as_deref() else {
+            return Ok(None);
+        };
+        let key: Vec<[u8; 32]> = chain.iter().map(|c| c.sha256).collect();
+        if !self.rendered.contains_key(&key) && self.rendered.len() >= MAX_RENDERED_CHAINS {
+            self.rendered.clear();
+        }
+        let raw = match self.rendered.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let side = TlsSide {
+                    hello: None,
+                    chain: Some(chain),
+                };
+                e.insert(serde_json::value::to_raw_value(&side)?)
+            }
+        };
+        Ok(Some(&**raw))
+    }
 }
 
 impl Serialize for TlsEvent<'_> {
@@ -523,7 +569,11 @@ impl Serialize for TlsEvent<'_> {
         m.serialize_entry("event", &event)?;
         m.serialize_entry("network", &network)?;
         m.serialize_entry("source", &Endpoint::of(&h.client))?;
-        m.serialize_entry("tls", &Tls(h))?;
+        let tls = Tls {
+            h,
+            server: self.server,
+        };
+        m.serialize_entry("tls", &tls)?;
         m.serialize_entry(
             "trustmap",
             &TlsTrustmap {

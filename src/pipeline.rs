@@ -123,10 +123,23 @@ impl<T: Send + 'static> BatchThread<T> {
 pub struct EventSink {
     out: Option<Box<dyn Write + Send>>,
     line: Vec<u8>,
+    server_sides: events::ServerSideCache,
 }
 
 fn write_err(e: impl std::fmt::Display) -> String {
     format!("writing events: {e}")
+}
+
+/// Serialises `ev` into `line` (reused) and writes it as one NDJSON line.
+fn write_line(
+    w: &mut Box<dyn Write + Send>,
+    line: &mut Vec<u8>,
+    ev: &impl serde::Serialize,
+) -> Result<(), String> {
+    line.clear();
+    serde_json::to_writer(&mut *line, ev).map_err(write_err)?;
+    line.push(b'\n');
+    w.write_all(line).map_err(write_err)
 }
 
 impl EventSink {
@@ -134,18 +147,31 @@ impl EventSink {
         EventSink {
             out,
             line: Vec::with_capacity(8192),
+            server_sides: events::ServerSideCache::default(),
         }
     }
 
     pub fn emit(&mut self, ev: &impl serde::Serialize, sum: &mut RunSummary) -> Result<(), String> {
         sum.events += 1;
+        match self.out.as_mut() {
+            Some(w) => write_line(w, &mut self.line, ev),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the `trustmap.tls` event of `h`, with `tls.server` rendered once per presented chain.
+    pub fn emit_tls(
+        &mut self,
+        h: &analyzer::Handshake,
+        extra: &events::Enrichment,
+        sum: &mut RunSummary,
+    ) -> Result<(), String> {
+        sum.events += 1;
         let Some(w) = self.out.as_mut() else {
             return Ok(());
         };
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, ev).map_err(write_err)?;
-        self.line.push(b'\n');
-        w.write_all(&self.line).map_err(write_err)
+        let server = self.server_sides.get(h).map_err(write_err)?;
+        write_line(w, &mut self.line, &events::TlsEvent { h, extra, server })
     }
 
     /// Flushes the output.
@@ -217,11 +243,7 @@ impl Stages<'_> {
                     sum.tls13 += 1;
                 }
                 let e = self.enricher.handshake(&h);
-                let ev = events::TlsEvent {
-                    h: &h,
-                    extra: &e.extra,
-                };
-                self.sink.emit(&ev, sum)?;
+                self.sink.emit_tls(&h, &e.extra, sum)?;
                 for finding in &e.findings {
                     let ev = events::FindingEvent {
                         h: &h,
@@ -254,20 +276,25 @@ pub fn analyze(opts: &AnalyzeOptions, stages: &mut Stages<'_>) -> Result<RunSumm
     let (ps, handled) = std::thread::scope(|scope| {
         let sum = &mut sum;
         let st = &mut *stages;
-        let stage = scope.spawn(move || -> Result<(), String> {
-            for o in rx {
-                st.handle(o, sum)?;
-            }
-            Ok(())
-        });
+        let stage = std::thread::Builder::new()
+            .name("enrichment".into())
+            .spawn_scoped(scope, move || -> Result<(), String> {
+                for o in rx {
+                    st.handle(o, sum)?;
+                }
+                Ok(())
+            });
         let ps = packets::run(&popts, &mut |o| {
             tx.send(o)
                 .map_err(|_| "enrichment stage stopped".to_string())
         });
         drop(tx);
-        let handled = stage
-            .join()
-            .unwrap_or_else(|_| Err("enrichment stage panicked".into()));
+        let handled = match stage {
+            Ok(t) => t
+                .join()
+                .unwrap_or_else(|_| Err("enrichment stage panicked".into())),
+            Err(e) => Err(format!("enrichment thread: {e}")),
+        };
         (ps, handled)
     });
     // The stage's own error explains a packet-stage "stopped" error: report it first.
@@ -275,7 +302,8 @@ pub fn analyze(opts: &AnalyzeOptions, stages: &mut Stages<'_>) -> Result<RunSumm
         (_, Err(e)) => Err(e),
         (ps, Ok(())) => ps,
     };
-    // Finish both stage threads even when the packet stage failed, so what was seen is kept.
+    // Finish the event output and the inventory even when the packet stage failed, so what was
+    // seen is kept.
     let events_done = stages.sink.finish();
     let inv_done = match stages.inventory.as_deref_mut() {
         Some(inv) => inv.finish(),
