@@ -519,11 +519,13 @@ impl App for Analyzer {
                 self.stats.midstream += 1;
             }
         }
-        s.inner = Some(inner);
         if done || idle || midstream {
+            // Nothing is left to report (the session went out in `check_done`, or there was
+            // none): free the buffers now, the flow may stay tracked for long.
             s.done = true;
             return Verdict::Bypass;
         }
+        s.inner = Some(inner);
         Verdict::Continue
     }
 
@@ -560,11 +562,11 @@ impl App for Analyzer {
         if idle {
             self.stats.not_tls += 1;
         }
-        s.inner = Some(inner);
         if done || idle {
             s.done = true;
             return Verdict::Bypass;
         }
+        s.inner = Some(inner);
         Verdict::Continue
     }
 
@@ -587,6 +589,7 @@ impl App for Analyzer {
         }
         if self.check_done(ctx, &mut inner, ts) {
             s.done = true;
+            return;
         }
         s.inner = Some(inner);
     }

@@ -558,6 +558,11 @@ fn deliver<A: App>(
     }
 }
 
+/// Bytes of one flow table slab node with App state `S` (for the per-flow memory budget).
+pub fn flow_node_size<S>() -> usize {
+    crate::flow::node_size::<Flow<S>>()
+}
+
 #[cfg(test)]
 mod size_tests {
     use super::*;
