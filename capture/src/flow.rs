@@ -1,12 +1,15 @@
 //! Bounded flow table with a seeded hasher, idle timeout and LRU eviction.
 //!
 //! Entries live in a slab (`Vec<Option<Node>>`) threaded on an intrusive doubly-linked list in
-//! recency order, and a `HashMap<FlowKey, u32>` maps the symmetric key to the slot. A packet costs
-//! one hash lookup plus an O(1) move to the list head. Because capture time only moves forward
-//! (the engine uses the highest timestamp seen as "now"), the list tail is also the flow idle the
-//! longest, so idle expiry only ever looks at the tail: amortised O(1), never a full scan.
-//! The hasher is `ahash::RandomState` with random per-process keys: 5-tuples are attacker-chosen.
-use std::collections::HashMap;
+//! recency order. The index is a `hashbrown::HashTable<u32>` of slots: it holds 4 bytes per
+//! flow (plus a control byte), not a copy of the 38-byte key, because each entry can rebuild its
+//! key ([`Keyed`]); a lookup compares against the one or two candidates whose hash tag matches.
+//! A packet costs one hash lookup plus an O(1) move to the list head. Because capture time only
+//! moves forward (the engine uses the highest timestamp seen as "now"), the list tail is also
+//! the flow idle the longest, so idle expiry only ever looks at the tail: amortised O(1), never a
+//! full scan. The hasher is `ahash::RandomState` with random per-process keys: 5-tuples are
+//! attacker-chosen.
+use hashbrown::HashTable;
 use std::net::IpAddr;
 
 /// Symmetric 5-tuple: both directions of a flow produce the same key (endpoints sorted).
@@ -79,8 +82,8 @@ impl FlowKey {
 
 const NIL: u32 = u32::MAX;
 
-/// A table value that knows its own key (so the slab need not store it twice: the engine's
-/// entries rebuild it from the flow context, which saves ~40 bytes per flow).
+/// A table value that knows its own key (so neither the slab nor the index stores it: the
+/// engine's entries rebuild it from the flow context, which saves ~40 bytes per flow twice).
 pub trait Keyed {
     fn flow_key(&self) -> FlowKey;
 }
@@ -94,7 +97,8 @@ struct Node<V> {
 
 /// The flow table. `V` is the engine's per-flow entry.
 pub struct FlowTable<V> {
-    map: HashMap<FlowKey, u32, ahash::RandomState>,
+    index: HashTable<u32>,
+    hasher: ahash::RandomState,
     slots: Vec<Option<Node<V>>>,
     free: Vec<u32>,
     /// Most recently used.
@@ -109,7 +113,8 @@ impl<V> FlowTable<V> {
         // Slots are u32 indices; NIL is reserved.
         let cap = cap.clamp(1, (u32::MAX - 1) as usize);
         FlowTable {
-            map: HashMap::with_hasher(ahash::RandomState::new()),
+            index: HashTable::new(),
+            hasher: ahash::RandomState::new(),
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,
@@ -119,11 +124,11 @@ impl<V> FlowTable<V> {
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 
     pub fn capacity(&self) -> usize {
@@ -131,12 +136,7 @@ impl<V> FlowTable<V> {
     }
 
     pub fn is_full(&self) -> bool {
-        self.map.len() >= self.cap
-    }
-
-    /// Slot of `key`, if present.
-    pub fn find(&self, key: &FlowKey) -> Option<u32> {
-        self.map.get(key).copied()
+        self.index.len() >= self.cap
     }
 
     /// Marks the slot as just used at `ts` (moves it to the head of the recency list).
@@ -162,33 +162,6 @@ impl<V> FlowTable<V> {
             .get(slot as usize)
             .and_then(|s| s.as_ref())
             .map(|n| &n.value)
-    }
-
-    /// Inserts a new entry at the head. The caller evicts first when [`Self::is_full`].
-    /// Returns `None` when the table is full (nothing inserted).
-    pub fn insert(&mut self, key: FlowKey, ts: u64, value: V) -> Option<u32> {
-        if self.is_full() {
-            return None;
-        }
-        let node = Node {
-            last_ts: ts,
-            prev: NIL,
-            next: NIL,
-            value,
-        };
-        let slot = if let Some(s) = self.free.pop() {
-            if let Some(x) = self.slots.get_mut(s as usize) {
-                *x = Some(node);
-            }
-            s
-        } else {
-            let s = u32::try_from(self.slots.len()).ok()?;
-            self.slots.push(Some(node));
-            s
-        };
-        self.map.insert(key, slot);
-        self.link_head(slot);
-        Some(slot)
     }
 
     /// The least recently used slot and its last packet time.
@@ -250,12 +223,63 @@ impl<V> FlowTable<V> {
     }
 }
 
+/// The hash of the entry in `slot` (when the index grows).
+fn rehash<V: Keyed>(slots: &[Option<Node<V>>], hasher: &ahash::RandomState, slot: u32) -> u64 {
+    match slots.get(slot as usize) {
+        Some(Some(n)) => hasher.hash_one(n.value.flow_key()),
+        _ => 0,
+    }
+}
+
 impl<V: Keyed> FlowTable<V> {
+    /// Slot of `key`, if present.
+    pub fn find(&self, key: &FlowKey) -> Option<u32> {
+        let slots = &self.slots;
+        self.index
+            .find(
+                self.hasher.hash_one(key),
+                |&s| matches!(slots.get(s as usize), Some(Some(n)) if n.value.flow_key() == *key),
+            )
+            .copied()
+    }
+
+    /// Inserts a new entry at the head. The caller evicts first when [`Self::is_full`].
+    /// Returns `None` when the table is full (nothing inserted).
+    pub fn insert(&mut self, key: FlowKey, ts: u64, value: V) -> Option<u32> {
+        if self.is_full() {
+            return None;
+        }
+        let node = Node {
+            last_ts: ts,
+            prev: NIL,
+            next: NIL,
+            value,
+        };
+        let slot = if let Some(s) = self.free.pop() {
+            if let Some(x) = self.slots.get_mut(s as usize) {
+                *x = Some(node);
+            }
+            s
+        } else {
+            let s = u32::try_from(self.slots.len()).ok()?;
+            self.slots.push(Some(node));
+            s
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .insert_unique(hasher.hash_one(key), slot, |&s| rehash(slots, hasher, s));
+        self.link_head(slot);
+        Some(slot)
+    }
+
     /// Removes the entry in `slot` and returns its value.
     pub fn remove(&mut self, slot: u32) -> Option<V> {
         self.unlink(slot);
         let node = self.slots.get_mut(slot as usize)?.take()?;
-        self.map.remove(&node.value.flow_key());
+        let h = self.hasher.hash_one(node.value.flow_key());
+        if let Ok(e) = self.index.find_entry(h, |&s| s == slot) {
+            e.remove();
+        }
         self.free.push(slot);
         Some(node.value)
     }

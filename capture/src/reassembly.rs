@@ -15,8 +15,6 @@ use std::collections::BTreeMap;
 /// window (bogus or from another connection) and dropped, rather than creating a huge gap.
 pub const MAX_SEQ_AHEAD: u64 = 1 << 30;
 
-const NO_FIN: u64 = u64::MAX;
-
 /// What a direction hands to its consumer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event<'a> {
@@ -44,19 +42,22 @@ struct Ooo {
 }
 
 /// One direction of a TCP stream.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct TcpDir {
     started: bool,
-    /// The direction began with a SYN whose sequence number is `isn`.
+    /// The direction began with a SYN (its sequence number is `base - 1`).
     syn: bool,
-    isn: u32,
+    /// A FIN was seen; it sits at sequence number `fin_seq`.
+    fin: bool,
     /// Sequence number of stream offset 0.
     base: u32,
+    /// Kept as a sequence number rather than a 64-bit stream offset (and the ISN derived from
+    /// `base`), so that a direction takes 32 bytes: two per tracked flow. While a FIN is pending,
+    /// the stream offset `next` stays within 2^31 of it (data is accepted at most
+    /// `MAX_SEQ_AHEAD` ahead, and the direction closes once `next` reaches the FIN).
+    fin_seq: u32,
     /// Stream offset of the next expected byte (bytes delivered + gaps).
     next: u64,
-    /// Stream offset where the FIN sits once seen (`NO_FIN` before; a sentinel rather than an
-    /// `Option` keeps the direction at 40 bytes).
-    fin_at: u64,
     /// A FIN or RST was seen in this direction (kept even after bypass).
     pub close_seen: bool,
     /// `Close` was delivered (or the direction was done when it closed).
@@ -64,23 +65,6 @@ pub struct TcpDir {
     /// Depth reached: no more bytes are delivered for this direction.
     done: bool,
     ooo: Option<Box<Ooo>>,
-}
-
-impl Default for TcpDir {
-    fn default() -> Self {
-        TcpDir {
-            started: false,
-            syn: false,
-            isn: 0,
-            base: 0,
-            next: 0,
-            fin_at: NO_FIN,
-            close_seen: false,
-            closed: false,
-            done: false,
-            ooo: None,
-        }
-    }
 }
 
 type Sink<'s> = dyn FnMut(Event<'_>) -> Verdict + 's;
@@ -93,7 +77,11 @@ impl TcpDir {
         self.syn
     }
     pub fn isn(&self) -> u32 {
-        self.isn
+        if self.syn {
+            self.base.wrapping_sub(1)
+        } else {
+            self.base
+        }
     }
     /// Depth reached (or the direction gave up): no more data callbacks.
     pub fn done(&self) -> bool {
@@ -115,13 +103,20 @@ impl TcpDir {
     pub fn start(&mut self, seq: u32, syn: bool) {
         self.started = true;
         self.syn = syn;
-        self.isn = seq;
         self.base = if syn { seq.wrapping_add(1) } else { seq };
         self.next = 0;
     }
 
     fn next_seq(&self) -> u32 {
         self.base.wrapping_add(self.next as u32)
+    }
+
+    /// Stream offset of the FIN, once one was seen.
+    fn fin_at(&self) -> Option<u64> {
+        if !self.fin {
+            return None;
+        }
+        Some(self.next.saturating_add_signed(self.distance(self.fin_seq)))
     }
 
     /// Signed distance of `seq` from the next expected sequence number.
@@ -168,8 +163,11 @@ impl TcpDir {
                 (0, payload.get(cut..).unwrap_or(&[]))
             }
         };
-        if fin && self.fin_at == NO_FIN {
-            self.fin_at = start + payload.len() as u64;
+        if fin && !self.fin {
+            self.fin = true;
+            self.fin_seq = self
+                .base
+                .wrapping_add((start + payload.len() as u64) as u32);
         }
         if !payload.is_empty() {
             if self.done {
@@ -191,7 +189,7 @@ impl TcpDir {
         if self.closed {
             return Verdict::Continue;
         }
-        if self.fin_at != NO_FIN && (self.next >= self.fin_at || self.done) {
+        if self.fin_at().is_some_and(|f| self.next >= f || self.done) {
             self.closed = true;
             return sink(Event::Close(CloseKind::Fin));
         }
@@ -222,8 +220,9 @@ impl TcpDir {
         if self.flush_buffer(lim, stats, sink) == Verdict::Bypass {
             return Verdict::Bypass;
         }
-        if !self.closed && !self.done && self.fin_at != NO_FIN && self.fin_at > self.next {
-            let n = self.fin_at - self.next;
+        let pending = self.fin_at().map_or(0, |f| f.saturating_sub(self.next));
+        if !self.closed && !self.done && pending > 0 {
+            let n = pending;
             if self.gap(n, lim, stats, sink) == Verdict::Bypass {
                 return Verdict::Bypass;
             }
@@ -527,6 +526,51 @@ mod tests {
         assert_eq!(r.data, b"abcdefghij");
         assert_eq!(st.tcp_out_of_order_segments, 1);
         assert_eq!(d.buffered(), 0);
+    }
+
+    /// The FIN is kept as a sequence number: across the wrap, a FIN ahead of a hole waits for
+    /// the missing bytes, and at flow end the hole before it becomes a gap, then the close.
+    #[test]
+    fn fin_across_wraparound() {
+        let l = lim(1 << 20, 1 << 16, 64);
+        let isn = u32::MAX - 3;
+        let mut d = TcpDir::default();
+        let mut r = Rec::default();
+        let mut st = Stats::default();
+        feed(&mut d, &mut r, &mut st, &l, isn, b"", 2);
+        feed(&mut d, &mut r, &mut st, &l, isn.wrapping_add(7), b"ghij", 1);
+        assert!(r.closes.is_empty(), "bytes before the FIN are missing");
+        feed(
+            &mut d,
+            &mut r,
+            &mut st,
+            &l,
+            isn.wrapping_add(1),
+            b"abcdef",
+            0,
+        );
+        assert_eq!(r.data, b"abcdefghij");
+        assert_eq!(r.closes, vec![CloseKind::Fin]);
+        assert_eq!(d.isn(), isn);
+
+        let mut d = TcpDir::default();
+        let mut r = Rec::default();
+        feed(&mut d, &mut r, &mut st, &l, isn, b"", 2);
+        feed(&mut d, &mut r, &mut st, &l, isn.wrapping_add(1), b"abc", 0);
+        feed(&mut d, &mut r, &mut st, &l, isn.wrapping_add(9), b"", 1);
+        assert!(r.closes.is_empty());
+        let mut sink = |e: Event<'_>| {
+            match e {
+                Event::Data(x) => r.data.extend_from_slice(x),
+                Event::Gap(n) => r.gaps.push(n),
+                Event::Close(k) => r.closes.push(k),
+            }
+            Verdict::Continue
+        };
+        d.flush(&l, &mut st, &mut sink);
+        assert_eq!(r.data, b"abc");
+        assert_eq!(r.gaps, vec![5], "seq isn+4 .. isn+9, past the wrap");
+        assert_eq!(r.closes, vec![CloseKind::Fin]);
     }
 
     #[test]
