@@ -71,14 +71,25 @@ struct Flow<S> {
     closing: bool,
 }
 
-impl<S> Keyed for Flow<S> {
-    fn flow_key(&self) -> FlowKey {
-        let proto = match self.ctx.transport {
+impl<S> Flow<S> {
+    fn proto(&self) -> u8 {
+        match self.ctx.transport {
             Transport::Tcp => 6,
             Transport::Udp => 17,
-        };
+        }
+    }
+}
+
+impl<S> Keyed for Flow<S> {
+    fn flow_key(&self) -> FlowKey {
         let (o, r) = (self.ctx.orig, self.ctx.resp);
-        FlowKey::new(proto, o.0, o.1, r.0, r.1).0
+        FlowKey::new(self.proto(), o.0, o.1, r.0, r.1).0
+    }
+
+    fn has_key(&self, key: &FlowKey) -> bool {
+        let (o, r) = (self.ctx.orig, self.ctx.resp);
+        let (lo, hi) = if self.orig_is_lo { (o, r) } else { (r, o) };
+        key.is(self.proto(), lo, hi)
     }
 }
 

@@ -67,6 +67,17 @@ impl FlowKey {
         (FlowKey { lo, hi, proto, v6 }, src_is_lo)
     }
 
+    /// Whether this is the key of `proto` between `lo` and `hi` (already in key order), without
+    /// building that key: ports first, the cheapest mismatch.
+    pub fn is(&self, proto: u8, lo: (IpAddr, u16), hi: (IpAddr, u16)) -> bool {
+        self.lo.1 == lo.1
+            && self.hi.1 == hi.1
+            && self.proto == proto
+            && self.v6 == lo.0.is_ipv6()
+            && self.lo.0 == addr_bytes(lo.0)
+            && self.hi.0 == addr_bytes(hi.0)
+    }
+
     /// The `lo` endpoint (`true`) or the `hi` one, as address and port (the inverse of [`Self::new`]).
     pub fn endpoint(&self, lo: bool) -> (IpAddr, u16) {
         let (b, port) = if lo { self.lo } else { self.hi };
@@ -86,6 +97,12 @@ const NIL: u32 = u32::MAX;
 /// engine's entries rebuild it from the flow context, which saves ~40 bytes per flow twice).
 pub trait Keyed {
     fn flow_key(&self) -> FlowKey;
+
+    /// Whether this entry's key is `key` (every lookup calls it on its candidate slot; an entry
+    /// can answer without building its key).
+    fn has_key(&self, key: &FlowKey) -> bool {
+        self.flow_key() == *key
+    }
 }
 
 struct Node<V> {
@@ -238,7 +255,7 @@ impl<V: Keyed> FlowTable<V> {
         self.index
             .find(
                 self.hasher.hash_one(key),
-                |&s| matches!(slots.get(s as usize), Some(Some(n)) if n.value.flow_key() == *key),
+                |&s| matches!(slots.get(s as usize), Some(Some(n)) if n.value.has_key(key)),
             )
             .copied()
     }
@@ -332,6 +349,32 @@ mod tests {
         assert_eq!(k1, k2);
         assert_ne!(d1, d2);
         assert_ne!(k1, FlowKey::new(17, a, 1000, b, 443).0);
+    }
+
+    #[test]
+    fn is_matches_the_built_key() {
+        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let m: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let c: IpAddr = "2001:db8::1".parse().unwrap();
+        let ends = [(a, 1000), (b, 443), (m, 1000), (c, 443), (a, 443)];
+        for &x in &ends {
+            for &y in &ends {
+                if x.0.is_ipv6() != y.0.is_ipv6() {
+                    continue;
+                }
+                for proto in [6, 17] {
+                    let (k, x_lo) = FlowKey::new(proto, x.0, x.1, y.0, y.1);
+                    let (lo, hi) = if x_lo { (x, y) } else { (y, x) };
+                    assert!(k.is(proto, lo, hi), "{x:?} {y:?}");
+                    assert!(!k.is(23 - proto, lo, hi));
+                    for &z in &ends {
+                        let other = FlowKey::new(proto, x.0, x.1, z.0, z.1).0;
+                        assert_eq!(other.is(proto, lo, hi), other == k, "{x:?} {y:?} {z:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
