@@ -1,6 +1,6 @@
-//! X.509: each unique certificate is parsed once (cache keyed by SHA-256) into a [`CertInfo`].
+//! X.509: each unique certificate is parsed once (cache keyed by its DER bytes) into a [`CertInfo`].
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// The parsed fields trustmap keeps for one certificate (DESIGN.md §4, `trustmap.x509`).
@@ -44,12 +44,48 @@ pub struct CertInfo {
     pub self_issued: bool,
 }
 
+/// Distinct certificates held by a [`CertCache`] before it is emptied (a few KiB each parsed).
+pub const MAX_CACHED_CERTS: usize = 100_000;
+
+/// A cached certificate, hashed and compared by its DER bytes, so a lookup by `&[u8]` needs
+/// neither a SHA-256 nor a second copy of the DER as key.
+#[derive(Debug)]
+struct ByDer(Arc<CertInfo>);
+
+impl std::hash::Hash for ByDer {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        // Must hash as the `[u8]` it borrows as.
+        self.0.der.as_slice().hash(h)
+    }
+}
+
+impl PartialEq for ByDer {
+    fn eq(&self, o: &Self) -> bool {
+        self.0.der == o.0.der
+    }
+}
+
+impl Eq for ByDer {}
+
+impl std::borrow::Borrow<[u8]> for ByDer {
+    fn borrow(&self) -> &[u8] {
+        &self.0.der
+    }
+}
+
 /// Parses each distinct certificate once. One per worker, or shared behind a lock (read-mostly).
+///
+/// Keyed by the DER bytes themselves: a certificate seen again costs one keyed (ahash, randomly
+/// seeded) hash of its bytes and one full compare, not a SHA-256 (the SHA-256 is computed once,
+/// on the first sighting). Bounded: at [`MAX_CACHED_CERTS`] the cache is emptied (counted in
+/// `resets`); a certificate seen again after that is parsed and reported as new again.
 #[derive(Debug, Default)]
 pub struct CertCache {
-    map: HashMap<[u8; 32], Arc<CertInfo>>,
+    set: HashSet<ByDer, ahash::RandomState>,
     pub hits: u64,
     pub misses: u64,
+    /// Times the cache was emptied at [`MAX_CACHED_CERTS`].
+    pub resets: u64,
 }
 
 impl CertCache {
@@ -59,23 +95,26 @@ impl CertCache {
 
     /// Returns the parsed certificate and whether it was new to this cache.
     pub fn get_or_parse(&mut self, der: &[u8]) -> (Arc<CertInfo>, bool) {
-        let sha = sha256(der);
-        if let Some(c) = self.map.get(&sha) {
+        if let Some(c) = self.set.get(der) {
             self.hits += 1;
-            return (c.clone(), false);
+            return (c.0.clone(), false);
         }
         self.misses += 1;
-        let info = Arc::new(parse(der, sha));
-        self.map.insert(sha, info.clone());
+        if self.set.len() >= MAX_CACHED_CERTS {
+            self.set.clear();
+            self.resets += 1;
+        }
+        let info = Arc::new(parse(der, sha256(der)));
+        self.set.insert(ByDer(info.clone()));
         (info, true)
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.set.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.set.is_empty()
     }
 }
 

@@ -24,6 +24,10 @@ use capture::Transport;
 
 use super::instr::Instrumentation;
 
+/// Certificates remembered by [`Emitter`] for dropping cross-worker repeats (4x what one
+/// worker's certificate cache holds).
+pub const MAX_SEEN_CERTS: usize = 4 * analyzer::cert::MAX_CACHED_CERTS;
+
 /// Canonical order of the outputs of one sweep (see the module doc).
 pub fn canonical_cmp(a: &Output, b: &Output) -> Ordering {
     fn transport(t: Transport) -> u8 {
@@ -55,8 +59,9 @@ pub fn canonical_sort(v: &mut [Output]) {
 /// measures handshakes.
 pub struct Emitter<'a> {
     on_output: &'a mut dyn FnMut(Output) -> Result<(), String>,
-    /// Certificates already passed on (bounded by the certificate caches of the workers, which
-    /// hold every one of them anyway).
+    /// Certificates already passed on: 32 bytes each, emptied at [`MAX_SEEN_CERTS`] (a
+    /// certificate first seen before that may then be reported again, as it is by a worker whose
+    /// certificate cache was emptied).
     seen: HashSet<[u8; 32]>,
     pub instr: Instrumentation,
 }
@@ -74,6 +79,9 @@ impl<'a> Emitter<'a> {
     pub fn emit(&mut self, o: Output) -> Result<(), String> {
         match &o {
             Output::NewCert(ci, _) => {
+                if self.seen.len() >= MAX_SEEN_CERTS && !self.seen.contains(&ci.sha256) {
+                    self.seen.clear();
+                }
                 if !self.seen.insert(ci.sha256) {
                     self.instr.duplicate_certs += 1;
                     return Ok(());
