@@ -218,6 +218,52 @@ impl CaIds {
             .and_then(|i| self.shas.get(i))
             .map_or("", String::as_str)
     }
+
+    /// Each id's place in the text order of the SHA-256s (index: id), so rows can be sorted in
+    /// key order by an integer instead of 64-character string compares.
+    fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<usize> = (0..self.shas.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.shas.get(a).cmp(&self.shas.get(b)));
+        let mut rank = vec![0u32; self.shas.len()];
+        for (r, id) in order.into_iter().enumerate() {
+            if let Some(x) = rank.get_mut(id) {
+                *x = u32::try_from(r).unwrap_or(u32::MAX);
+            }
+        }
+        rank
+    }
+
+    fn rank(ranks: &[u32], id: CaId) -> u32 {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| ranks.get(i))
+            .copied()
+            .unwrap_or(u32::MAX)
+    }
+}
+
+/// An address as stored (the text of `Display`); IPv4 without the formatting machinery, which
+/// was a tenth of a flush.
+fn ip_text(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            let mut s = String::with_capacity(15);
+            for (i, o) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if o >= 100 {
+                    s.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    s.push(char::from(b'0' + (o / 10) % 10));
+                }
+                s.push(char::from(b'0' + o % 10));
+            }
+            s
+        }
+        IpAddr::V6(_) => ip.to_string(),
+    }
 }
 
 /// A set kept as a sorted `Vec`: per-endpoint sets hold a name or two, and a `BTreeSet` node is
@@ -351,13 +397,11 @@ CREATE TABLE IF NOT EXISTS ca_endpoint(source TEXT NOT NULL, ca TEXT NOT NULL, i
   port INTEGER NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
   handshakes INTEGER NOT NULL, resumed INTEGER NOT NULL, inferred INTEGER NOT NULL,
   PRIMARY KEY(source, ca, ip, port));
-CREATE INDEX IF NOT EXISTS ca_endpoint_ca ON ca_endpoint(ca);
 CREATE TABLE IF NOT EXISTS ca_client(source TEXT NOT NULL, ca TEXT NOT NULL, ip TEXT NOT NULL,
   port INTEGER NOT NULL, client TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
   last_outcome TEXT NOT NULL, accepted INTEGER NOT NULL, rejected INTEGER NOT NULL,
   unknown INTEGER NOT NULL, resumed INTEGER NOT NULL,
   PRIMARY KEY(source, ca, ip, port, client));
-CREATE INDEX IF NOT EXISTS ca_client_ca ON ca_client(ca);
 CREATE TABLE IF NOT EXISTS ca_day(source TEXT NOT NULL, ca TEXT NOT NULL, ip TEXT NOT NULL,
   port INTEGER NOT NULL, client TEXT NOT NULL, day INTEGER NOT NULL, accepted INTEGER NOT NULL,
   rejected INTEGER NOT NULL, unknown INTEGER NOT NULL, resumed INTEGER NOT NULL,
@@ -645,7 +689,7 @@ impl Inventory {
                 "SELECT last_chain_seen, last_chain FROM endpoint WHERE ip=?1 AND port=?2
                  AND last_chain IS NOT NULL ORDER BY last_chain_seen DESC LIMIT 1",
             )?
-            .query_row(params![key.0.to_string(), key.1], |r| {
+            .query_row(params![ip_text(&key.0), key.1], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
@@ -740,6 +784,7 @@ impl Inventory {
         }
         let src = self.source.clone();
         let ids = &self.ca_ids;
+        let ranks = ids.ranks();
         let tx = self.conn.transaction()?;
         {
             let mut st_ep = tx.prepare_cached(
@@ -766,18 +811,15 @@ impl Inventory {
                 tx.prepare_cached("INSERT OR IGNORE INTO endpoint_segment VALUES(?1,?2,?3)")?;
             let mut st_auth =
                 tx.prepare_cached("INSERT OR IGNORE INTO client_auth VALUES(?1,?2,?3,?4)")?;
-            let mut n_name =
-                tx.prepare_cached("SELECT count(*) FROM endpoint_name WHERE ip=?1 AND port=?2")?;
-            let mut n_seg =
-                tx.prepare_cached("SELECT count(*) FROM endpoint_segment WHERE ip=?1 AND port=?2")?;
-            let mut n_auth =
-                tx.prepare_cached("SELECT count(*) FROM client_auth WHERE ip=?1 AND port=?2")?;
+            let mut n_sets = tx.prepare_cached(
+                "SELECT (SELECT count(*) FROM endpoint_name WHERE ip=?1 AND port=?2),
+                        (SELECT count(*) FROM endpoint_segment WHERE ip=?1 AND port=?2),
+                        (SELECT count(*) FROM client_auth WHERE ip=?1 AND port=?2)",
+            )?;
             // Rows go in in primary-key order, so SQLite appends to its B-trees instead of
             // splitting pages all over them (keys are text: sort by the text).
             let mut eps: Vec<(String, u16, &EpAgg)> =
-                p.ep.iter()
-                    .map(|(k, e)| (k.0.to_string(), k.1, e))
-                    .collect();
+                p.ep.iter().map(|(k, e)| (ip_text(&k.0), k.1, e)).collect();
             eps.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
             for (ip, port, e) in &eps {
                 let (cs, cj) = match &e.chain {
@@ -800,23 +842,23 @@ impl Inventory {
                     cj
                 ])?;
                 let (ip, port) = (ip.as_str(), *port);
+                if e.names.is_empty() && e.segments.is_empty() && e.auth_names.is_empty() {
+                    continue;
+                }
+                let (n_name, n_seg, n_auth): (i64, i64, i64) = n_sets
+                    .query_row(params![ip, port], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                 let names = &e.names;
-                add_capped(&mut n_name, ip, port, MAX_NAMES_PER_ENDPOINT, names, |n| {
+                add_capped(n_name, MAX_NAMES_PER_ENDPOINT, names, |n| {
                     st_name.execute(params![ip, port, n])
                 })?;
                 let segs = &e.segments;
-                add_capped(&mut n_seg, ip, port, MAX_SEGMENTS_PER_ENDPOINT, segs, |s| {
+                add_capped(n_seg, MAX_SEGMENTS_PER_ENDPOINT, segs, |s| {
                     st_seg.execute(params![ip, port, s])
                 })?;
                 let auth = &e.auth_names;
-                add_capped(
-                    &mut n_auth,
-                    ip,
-                    port,
-                    MAX_AUTH_NAMES_PER_ENDPOINT,
-                    auth,
-                    |n| st_auth.execute(params![ip, port, n, normalize_dn(n)]),
-                )?;
+                add_capped(n_auth, MAX_AUTH_NAMES_PER_ENDPOINT, auth, |n| {
+                    st_auth.execute(params![ip, port, n, normalize_dn(n)])
+                })?;
             }
             for (id, c) in &p.ca {
                 upsert_ca(&tx, ids.sha(*id), c)?;
@@ -829,13 +871,16 @@ impl Inventory {
                    handshakes=handshakes+excluded.handshakes,
                    resumed=resumed+excluded.resumed, inferred=inferred+excluded.inferred",
             )?;
-            let mut rows: Vec<(&str, String, u16, &CaEpAgg)> = p
+            let mut rows: Vec<(u32, &str, String, u16, &CaEpAgg)> = p
                 .ca_ep
                 .iter()
-                .map(|((ca, ip, port), e)| (ids.sha(*ca), ip.to_string(), *port, e))
+                .map(|((ca, ip, port), e)| {
+                    let r = CaIds::rank(&ranks, *ca);
+                    (r, ids.sha(*ca), ip_text(ip), *port, e)
+                })
                 .collect();
-            rows.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
-            for (ca, ip, port, e) in rows {
+            rows.sort_unstable_by(|a, b| (a.0, &a.2, a.3).cmp(&(b.0, &b.2, b.3)));
+            for (_, ca, ip, port, e) in rows {
                 st.execute(params![
                     src,
                     ca,
@@ -858,14 +903,15 @@ impl Inventory {
                    accepted=accepted+excluded.accepted, rejected=rejected+excluded.rejected,
                    unknown=unknown+excluded.unknown, resumed=resumed+excluded.resumed",
             )?;
-            let mut rows: Vec<(&str, String, u16, String, &ClAgg)> =
+            let mut rows: Vec<(u32, &str, String, u16, String, &ClAgg)> =
                 p.cl.iter()
                     .map(|((ca, ip, port, client), c)| {
-                        (ids.sha(*ca), ip.to_string(), *port, client.to_string(), c)
+                        let r = CaIds::rank(&ranks, *ca);
+                        (r, ids.sha(*ca), ip_text(ip), *port, ip_text(client), c)
                     })
                     .collect();
-            rows.sort_unstable_by(|a, b| (a.0, &a.1, a.2, &a.3).cmp(&(b.0, &b.1, b.2, &b.3)));
-            for (ca, ip, port, client, c) in rows {
+            rows.sort_unstable_by(|a, b| (a.0, &a.2, a.3, &a.4).cmp(&(b.0, &b.2, b.3, &b.4)));
+            for (_, ca, ip, port, client, c) in rows {
                 st.execute(params![
                     src,
                     ca,
@@ -887,24 +933,25 @@ impl Inventory {
                    accepted=accepted+excluded.accepted, rejected=rejected+excluded.rejected,
                    unknown=unknown+excluded.unknown, resumed=resumed+excluded.resumed",
             )?;
-            let mut rows: Vec<(&str, String, u16, String, i64, &Counts)> = p
+            let mut rows: Vec<(u32, &str, String, u16, String, i64, &Counts)> = p
                 .day
                 .iter()
                 .map(|((ca, ip, port, client, day), c)| {
                     (
+                        CaIds::rank(&ranks, *ca),
                         ids.sha(*ca),
-                        ip.to_string(),
+                        ip_text(ip),
                         *port,
-                        client.to_string(),
+                        ip_text(client),
                         *day,
                         c,
                     )
                 })
                 .collect();
             rows.sort_unstable_by(|a, b| {
-                (a.0, &a.1, a.2, &a.3, a.4).cmp(&(b.0, &b.1, b.2, &b.3, b.4))
+                (a.0, &a.2, a.3, &a.4, a.5).cmp(&(b.0, &b.2, b.3, &b.4, b.5))
             });
-            for (ca, ip, port, client, day, c) in rows {
+            for (_, ca, ip, port, client, day, c) in rows {
                 st.execute(params![
                     src,
                     ca,
@@ -1112,12 +1159,10 @@ impl Drop for Inventory {
 }
 
 /// Adds `values` to a per-endpoint set table (`endpoint_name`, ...) that holds at most `cap` rows
-/// per endpoint, whatever their source: `count` (the table's `count(*)` for an endpoint) says how
+/// per endpoint, whatever their source: `n` (the table's `count(*)` for the endpoint) says how
 /// many are there; `insert` returns 1 for a new row and 0 for one already present (no room taken).
 fn add_capped(
-    count: &mut rusqlite::Statement<'_>,
-    ip: &str,
-    port: u16,
+    n: i64,
     cap: usize,
     values: &[String],
     mut insert: impl FnMut(&str) -> rusqlite::Result<usize>,
@@ -1125,7 +1170,6 @@ fn add_capped(
     if values.is_empty() {
         return Ok(());
     }
-    let n: i64 = count.query_row(params![ip, port], |r| r.get(0))?;
     let mut room = cap.saturating_sub(usize::try_from(n).unwrap_or(usize::MAX));
     for v in values {
         if room == 0 {

@@ -745,3 +745,24 @@ fn a_visible_chain_without_cas_is_a_migration_not_a_resumption() {
     assert_eq!(st.dependencies.endpoints_migrated, 1);
     assert!(st.dependencies.complete);
 }
+
+#[test]
+fn ip_text_is_display() {
+    for a in [
+        "0.0.0.0",
+        "255.255.255.255",
+        "10.0.100.9",
+        "1.20.3.199",
+        "192.168.10.1",
+        "::1",
+        "2001:db8::10",
+        "::ffff:10.1.2.3",
+    ] {
+        let ip: IpAddr = a.parse().unwrap();
+        assert_eq!(super::ip_text(&ip), ip.to_string());
+    }
+    for o in 0..=255u8 {
+        let ip = IpAddr::from([o, 255 - o, o / 3, o.wrapping_mul(7)]);
+        assert_eq!(super::ip_text(&ip), ip.to_string());
+    }
+}
