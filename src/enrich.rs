@@ -71,8 +71,57 @@ pub struct Enriched {
     pub instant: i64,
 }
 
+/// Lowercase hex of a SHA-256 (`hex::encode` collects chars one by one: a tenth of this stage).
+pub fn hex32(b: &[u8; 32]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(64);
+    for &x in b {
+        out.push(char::from(DIGITS[usize::from(x >> 4)]));
+        out.push(char::from(DIGITS[usize::from(x & 0x0f)]));
+    }
+    out
+}
+
+/// One certificate as the removal rules read it (hex and texts made once per cached chain).
+struct OwnedFacts {
+    sha: String,
+    spki: String,
+    subject: String,
+    not_before: Option<i64>,
+    sct: Option<i64>,
+    is_ca: bool,
+}
+
+impl OwnedFacts {
+    fn of(c: &CertInfo) -> Self {
+        OwnedFacts {
+            sha: hex32(&c.sha256),
+            spki: c.spki_sha256.clone(),
+            subject: c.subject.clone(),
+            not_before: c.parse_error.is_none().then_some(c.not_before),
+            sct: rules::earliest_sct_secs(&c.sct_timestamps),
+            is_ca: c.is_ca,
+        }
+    }
+}
+
+/// A built chain and what every handshake presenting it needs from it, derived once per
+/// cached chain instead of once per handshake.
+pub struct BuiltChain {
+    pub result: Arc<ChainResult>,
+    /// [`Enricher::dependency_cas`] of the result.
+    deps: Vec<CaRef>,
+    /// The presented certificates for the removal rules: the leaf first, then the rest in wire
+    /// order.
+    chain_facts: Vec<OwnedFacts>,
+    /// The CAs the chain depends on that were not presented.
+    anchor_facts: Vec<OwnedFacts>,
+    /// Lowercase hex SHA-256 of the first presented certificate.
+    first_hex: Option<String>,
+}
+
 struct CachedChain {
-    result: Arc<ChainResult>,
+    result: Arc<BuiltChain>,
     /// The result holds for instants in `[from, until)`: no certificate involved changes
     /// validity inside that window.
     from: i64,
@@ -151,7 +200,7 @@ impl Enricher {
 
     /// Chain building for one presented chain at `instant`, cached while no validity boundary of
     /// an involved certificate is crossed.
-    fn build(&mut self, presented: &[Arc<CertInfo>], instant: i64) -> Arc<ChainResult> {
+    fn build(&mut self, presented: &[Arc<CertInfo>], instant: i64) -> Arc<BuiltChain> {
         let key: Vec<[u8; 32]> = presented.iter().map(|c| c.sha256).collect();
         if let Some(c) = self.chains.get(&key) {
             if c.from <= instant && instant < c.until {
@@ -160,8 +209,9 @@ impl Enricher {
             }
         }
         self.stats.chains_built += 1;
-        let result = Arc::new(chain::build(presented, &self.stores, instant));
-        let (from, until) = stable_window(&result, presented, instant);
+        let r = chain::build(presented, &self.stores, instant);
+        let (from, until) = stable_window(&r, presented, instant);
+        let result = Arc::new(self.derive(Arc::new(r), presented));
         if self.chains.len() >= MAX_CHAIN_CACHE {
             self.chains.clear();
             self.stats.chain_cache_resets += 1;
@@ -223,12 +273,43 @@ impl Enricher {
         }
     }
 
+    /// What handshakes presenting this chain need from its result (see [`BuiltChain`]).
+    fn derive(&self, r: Arc<ChainResult>, presented: &[Arc<CertInfo>]) -> BuiltChain {
+        // The leaf first (grandfathering reads chain[0]; servers may send out of order), then the
+        // rest in wire order.
+        let leaf = r.leaf.as_ref().map(|l| l.sha256);
+        let chain_facts: Vec<OwnedFacts> = r
+            .leaf
+            .iter()
+            .chain(presented.iter().filter(|c| Some(c.sha256) != leaf))
+            .map(|c| OwnedFacts::of(c))
+            .collect();
+        // The CAs the chain depends on (preferred path, anchored paths, a claimed path), not
+        // known-CA cross-sign detours that no client would take.
+        let anchor_facts: Vec<OwnedFacts> = r
+            .reached_cas()
+            .into_iter()
+            .filter(|c| {
+                let sha = hex32(&c.sha256);
+                !chain_facts.iter().any(|o| o.sha == sha)
+            })
+            .map(|c| OwnedFacts::of(c))
+            .collect();
+        BuiltChain {
+            deps: self.dependency_cas(&r),
+            chain_facts,
+            anchor_facts,
+            first_hex: presented.first().map(|l| hex32(&l.sha256)),
+            result: r,
+        }
+    }
+
     /// The CA certificates a handshake depends on: above the leaf on the preferred path, on every
     /// path that reached an anchor (cross-signed alternatives), or on the claimed path.
     fn dependency_cas(&self, r: &ChainResult) -> Vec<CaRef> {
         let mut out: Vec<CaRef> = Vec::new();
         let add = |c: &CertInfo, out: &mut Vec<CaRef>| {
-            let sha = hex::encode(c.sha256);
+            let sha = hex32(&c.sha256);
             if out.iter().any(|x| x.sha256 == sha) {
                 return;
             }
@@ -284,7 +365,8 @@ impl Enricher {
             .as_ref()
             .map(|c| c.iter().map(|r| r.info.clone()).collect())
             .unwrap_or_default();
-        let built = (!presented.is_empty()).then(|| self.build(&presented, instant));
+        let built_chain = (!presented.is_empty()).then(|| self.build(&presented, instant));
+        let built = built_chain.as_ref().map(|b| b.result.clone());
 
         // Segments, locality, heuristics.
         let mut segments: Vec<String> = self
@@ -336,9 +418,7 @@ impl Enricher {
             // Policy findings.
             let policy = findings::evaluate(r, &presented, sni, instant, &self.cfg.policy);
             for f in policy {
-                let ca =
-                    f.ca.as_ref()
-                        .map(|c| (hex::encode(c.sha256), c.subject.clone()));
+                let ca = f.ca.as_ref().map(|c| (hex32(&c.sha256), c.subject.clone()));
                 let ident = (
                     f.code,
                     "",
@@ -356,13 +436,16 @@ impl Enricher {
                     code: f.code,
                     message: f.message,
                     ca: ca.map(|(sha, subject)| (sha, Some(subject))),
-                    cert_sha256: Some(hex::encode(f.cert_sha256)),
+                    cert_sha256: Some(hex32(&f.cert_sha256)),
                     ..Finding::default()
                 });
             }
 
             // Removal findings (user rules and the built-in distrust history).
-            let removal = self.removal_findings(r, &presented, instant, rules_outcome);
+            let b = built_chain.as_deref();
+            let removal = b.map_or_else(Vec::new, |b| {
+                self.removal_findings(b, instant, rules_outcome)
+            });
             for f in removal {
                 let client_side =
                     f.code == rules::CODE_STALE_TRUST || f.code == rules::CODE_FAILURE;
@@ -380,7 +463,7 @@ impl Enricher {
                 }
                 out.findings.push(removal_finding(f));
             }
-            cas = self.dependency_cas(r);
+            cas = b.map(|b| b.deps.clone()).unwrap_or_default();
         }
 
         // An mTLS client certificate through a removed CA is a residual use (or pending) too;
@@ -391,10 +474,9 @@ impl Enricher {
             .map(|c| c.iter().map(|r| r.info.clone()).collect())
             .unwrap_or_default();
         if !client_presented.is_empty() {
-            let r = self.build(&client_presented, instant);
-            out.extra.client = Some(r.clone());
-            let removal =
-                self.removal_findings(&r, &client_presented, instant, rules::Outcome::Unknown);
+            let b = self.build(&client_presented, instant);
+            out.extra.client = Some(b.result.clone());
+            let removal = self.removal_findings(&b, instant, rules::Outcome::Unknown);
             for f in removal {
                 let ident = (
                     f.code,
@@ -439,7 +521,7 @@ impl Enricher {
             resumed: h.resumed,
             outcome: inv_outcome,
             cas,
-            leaf_sha256: presented.first().map(|l| hex::encode(l.sha256)),
+            leaf_sha256: built_chain.as_ref().and_then(|b| b.first_hex.clone()),
             client_auth_ca_names,
         });
         out
@@ -447,45 +529,12 @@ impl Enricher {
 
     fn removal_findings(
         &self,
-        r: &ChainResult,
-        presented: &[Arc<CertInfo>],
+        b: &BuiltChain,
         instant: i64,
         outcome: rules::Outcome,
     ) -> Vec<RemovalFinding> {
-        struct Owned {
-            sha: String,
-            spki: String,
-            subject: String,
-            not_before: Option<i64>,
-            sct: Option<i64>,
-            is_ca: bool,
-        }
-        let own = |c: &CertInfo| Owned {
-            sha: hex::encode(c.sha256),
-            spki: c.spki_sha256.clone(),
-            subject: c.subject.clone(),
-            not_before: c.parse_error.is_none().then_some(c.not_before),
-            sct: rules::earliest_sct_secs(&c.sct_timestamps),
-            is_ca: c.is_ca,
-        };
-        // The leaf first (grandfathering reads chain[0]; servers may send out of order), then the
-        // rest in wire order.
-        let leaf = r.leaf.as_ref().map(|l| l.sha256);
-        let chain_owned: Vec<Owned> = r
-            .leaf
-            .iter()
-            .chain(presented.iter().filter(|c| Some(c.sha256) != leaf))
-            .map(|c| own(c))
-            .collect();
-        // The CAs the chain depends on (preferred path, anchored paths, a claimed path), not
-        // known-CA cross-sign detours that no client would take.
-        let extra: Vec<Owned> = r
-            .reached_cas()
-            .into_iter()
-            .filter(|c| !chain_owned.iter().any(|o| o.sha == hex::encode(c.sha256)))
-            .map(|c| own(c))
-            .collect();
-        let chain_facts: Vec<CertFacts<'_>> = chain_owned
+        let chain_facts: Vec<CertFacts<'_>> = b
+            .chain_facts
             .iter()
             .map(|o| CertFacts {
                 sha256: &o.sha,
@@ -496,7 +545,8 @@ impl Enricher {
                 is_ca: o.is_ca,
             })
             .collect();
-        let anchor_facts: Vec<AnchorFacts<'_>> = extra
+        let anchor_facts: Vec<AnchorFacts<'_>> = b
+            .anchor_facts
             .iter()
             .map(|o| AnchorFacts {
                 sha256: &o.sha,

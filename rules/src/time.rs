@@ -204,21 +204,37 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, TimeError> {
     parse_rfc3339_nanos(s).map(|(s, _)| s)
 }
 
+/// Two decimal digits of `v` (0..=99).
+fn push2(out: &mut String, v: u32) {
+    out.push(char::from(b'0' + (v / 10 % 10) as u8));
+    out.push(char::from(b'0' + (v % 10) as u8));
+}
+
+/// `YYYY-MM-DDTHH:MM:SS`, digits pushed directly (`write!` was a tenth of the event stage).
 fn write_base(out: &mut String, secs: i64) {
     use fmt::Write;
     let days = secs.div_euclid(SECS_PER_DAY);
-    let rem = secs.rem_euclid(SECS_PER_DAY);
+    let rem = u32::try_from(secs.rem_euclid(SECS_PER_DAY)).unwrap_or(0);
     let (y, m, d) = civil_from_days(days);
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        y,
-        m,
-        d,
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    );
+    match u32::try_from(y) {
+        Ok(y) if y <= 9999 => {
+            push2(out, y / 100);
+            push2(out, y % 100);
+        }
+        _ => {
+            let _ = write!(out, "{y:04}");
+        }
+    }
+    out.push('-');
+    push2(out, m);
+    out.push('-');
+    push2(out, d);
+    out.push('T');
+    push2(out, rem / 3600);
+    out.push(':');
+    push2(out, (rem % 3600) / 60);
+    out.push(':');
+    push2(out, rem % 60);
 }
 
 /// `2024-01-02T03:04:05Z`.
@@ -231,7 +247,6 @@ pub fn format_rfc3339(secs: i64) -> String {
 
 /// `2024-01-02T03:04:05.123456Z` with `digits` (1..=9, clamped) fraction digits, truncated.
 pub fn format_rfc3339_frac(secs: i64, nanos: u32, digits: u32) -> String {
-    use fmt::Write;
     let digits = digits.clamp(1, 9);
     // Fold an out-of-range nanosecond count into the seconds instead of printing garbage.
     let secs = secs.saturating_add(i64::from(nanos / 1_000_000_000));
@@ -239,7 +254,11 @@ pub fn format_rfc3339_frac(secs: i64, nanos: u32, digits: u32) -> String {
     let mut s = String::with_capacity(30);
     write_base(&mut s, secs);
     let scaled = nanos / 10u32.pow(9 - digits);
-    let _ = write!(s, ".{:0width$}Z", scaled, width = digits as usize);
+    s.push('.');
+    for i in (0..digits).rev() {
+        s.push(char::from(b'0' + (scaled / 10u32.pow(i) % 10) as u8));
+    }
+    s.push('Z');
     s
 }
 
@@ -257,6 +276,51 @@ pub fn format_rfc3339_nanos(secs: i64, nanos: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `write!` formatting the digit pushing replaced.
+    fn reference(secs: i64, nanos: u32, digits: u32) -> String {
+        let digits = digits.clamp(1, 9);
+        let secs = secs.saturating_add(i64::from(nanos / 1_000_000_000));
+        let nanos = nanos % 1_000_000_000;
+        let days = secs.div_euclid(SECS_PER_DAY);
+        let rem = secs.rem_euclid(SECS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:0width$}Z",
+            y,
+            m,
+            d,
+            rem / 3600,
+            (rem % 3600) / 60,
+            rem % 60,
+            nanos / 10u32.pow(9 - digits),
+            width = digits as usize
+        )
+    }
+
+    #[test]
+    fn formatting_matches_write() {
+        let mut secs: i64 = -70_000_000_000;
+        let mut nanos: u32 = 7;
+        while secs < 400_000_000_000 {
+            for digits in [0, 1, 3, 6, 9, 12] {
+                assert_eq!(
+                    format_rfc3339_frac(secs, nanos, digits),
+                    reference(secs, nanos, digits)
+                );
+            }
+            let r = reference(secs, 0, 1);
+            assert_eq!(format_rfc3339(secs), format!("{}Z", &r[..r.len() - 3]));
+            secs += 987_654_321;
+            nanos = nanos.wrapping_mul(2_654_435_761).wrapping_add(secs as u32) % 2_100_000_000;
+        }
+        for secs in [i64::MIN, i64::MAX, -1, 0, 253_402_300_799, 253_402_300_800] {
+            assert_eq!(
+                format_rfc3339_frac(secs, 999_999_999, 6),
+                reference(secs, 999_999_999, 6)
+            );
+        }
+    }
 
     #[test]
     fn known_instants() {
