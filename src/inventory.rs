@@ -185,6 +185,9 @@ pub struct MergeSummary {
     pub sources: Vec<String>,
 }
 
+/// Aggregation maps: keyed (randomly seeded) ahash instead of SipHash, a few lookups per record.
+type FastMap<K, V> = HashMap<K, V, ahash::RandomState>;
+
 type EpKey = (IpAddr, u16);
 /// A CA certificate by its [`CaIds`] id.
 type CaId = u32;
@@ -351,11 +354,11 @@ struct Deferred {
 #[derive(Debug, Default)]
 struct Pending {
     records: usize,
-    ep: HashMap<EpKey, EpAgg>,
-    ca: HashMap<CaId, CaAgg>,
-    ca_ep: HashMap<CaEpKey, CaEpAgg>,
-    cl: HashMap<ClKey, ClAgg>,
-    day: HashMap<DayKey, Counts>,
+    ep: FastMap<EpKey, EpAgg>,
+    ca: FastMap<CaId, CaAgg>,
+    ca_ep: FastMap<CaEpKey, CaEpAgg>,
+    cl: FastMap<ClKey, ClAgg>,
+    day: FastMap<DayKey, Counts>,
     deferred: Vec<Deferred>,
 }
 
@@ -371,7 +374,13 @@ pub struct Inventory {
     conn: Connection,
     source: String,
     pending: Pending,
-    chain_cache: HashMap<EpKey, Option<(i64, Vec<CaId>)>>,
+    chain_cache: FastMap<EpKey, Option<(i64, Vec<CaId>)>>,
+    /// The database held no visible chain when opened, and every chain written since is still in
+    /// `chain_cache` (never cleared): a cache miss is then a "no chain" without a query.
+    no_chain_in_db: bool,
+    /// `PRAGMA data_version` when `no_chain_in_db` was established (changes only with commits of
+    /// other connections).
+    data_version: i64,
     ca_ids: CaIds,
     flush_every: usize,
     stats: RecordStats,
@@ -530,11 +539,19 @@ impl Inventory {
                 s
             }
         };
+        let no_chain_in_db: bool = conn.query_row(
+            "SELECT NOT EXISTS(SELECT 1 FROM endpoint WHERE last_chain IS NOT NULL)",
+            [],
+            |r| r.get(0),
+        )?;
+        let data_version: i64 = conn.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         Ok(Inventory {
             conn,
             source,
             pending: Pending::default(),
-            chain_cache: HashMap::new(),
+            chain_cache: FastMap::default(),
+            no_chain_in_db,
+            data_version,
             ca_ids: CaIds::default(),
             flush_every: FLUSH_EVERY,
             stats: RecordStats::default(),
@@ -660,9 +677,28 @@ impl Inventory {
         Ok(())
     }
 
+    /// Another connection (another process recording into the same file) committed since the
+    /// last check: chains may now be in the database that are not in our cache.
+    fn check_other_writers(&mut self) -> Result<()> {
+        if self.no_chain_in_db {
+            let v: i64 = self
+                .conn
+                .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+            if v != self.data_version {
+                self.no_chain_in_db = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn clear_chain_cache(&mut self) {
+        self.chain_cache.clear();
+        self.no_chain_in_db = false;
+    }
+
     fn cache_chain(&mut self, key: EpKey, ts: i64, chain: &[CaId]) {
         if self.chain_cache.len() >= MAX_CHAIN_CACHE && !self.chain_cache.contains_key(&key) {
-            self.chain_cache.clear();
+            self.clear_chain_cache();
         }
         let e = self.chain_cache.entry(key).or_insert(None);
         if e.as_ref().is_none_or(|(t, _)| ts >= *t) {
@@ -683,6 +719,9 @@ impl Inventory {
         if let Some(c) = self.chain_cache.get(&key) {
             return Ok(c.as_ref().map(|(_, v)| v.clone()));
         }
+        if self.no_chain_in_db {
+            return Ok(None);
+        }
         let row: Option<(i64, String)> = self
             .conn
             .prepare_cached(
@@ -701,7 +740,7 @@ impl Inventory {
             ))
         });
         if self.chain_cache.len() >= MAX_CHAIN_CACHE {
-            self.chain_cache.clear();
+            self.clear_chain_cache();
         }
         let out = found.as_ref().map(|(_, v)| v.clone());
         self.chain_cache.insert(key, found);
@@ -772,6 +811,7 @@ impl Inventory {
 
     /// Writes everything aggregated so far in one transaction.
     pub fn flush(&mut self) -> Result<()> {
+        self.check_other_writers()?;
         let deferred = std::mem::take(&mut self.pending.deferred);
         for d in deferred {
             if !self.resolve(d)? {
@@ -970,7 +1010,7 @@ impl Inventory {
         self.stats.flushes += 1;
         if self.ca_ids.shas.len() >= MAX_CA_IDS {
             self.ca_ids = CaIds::default();
-            self.chain_cache.clear();
+            self.clear_chain_cache();
         }
         Ok(())
     }
@@ -1087,7 +1127,7 @@ impl Inventory {
         }
         tx.commit()?;
         // Chains cached from before the merge may be stale now.
-        self.chain_cache.clear();
+        self.clear_chain_cache();
         Ok(())
     }
 

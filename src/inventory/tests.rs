@@ -766,3 +766,30 @@ fn ip_text_is_display() {
         assert_eq!(super::ip_text(&ip), ip.to_string());
     }
 }
+
+/// A handle opened on a database without chains answers "no chain" from its cache alone, until
+/// another connection commits: then a chainless handshake finds the chain that one wrote.
+#[test]
+fn chainless_handshake_finds_a_chain_another_writer_committed() {
+    let dir = tmp("two-writers");
+    let path = dir.join("inv.db");
+    let p = path.to_str().unwrap();
+    let mut a = Inventory::open(p).unwrap();
+    assert!(a.no_chain_in_db);
+    {
+        let mut b = Inventory::open(p).unwrap();
+        b.record(&obs(1000, "10.0.0.5", "10.0.0.9", None, vec![inter_b()]))
+            .unwrap();
+        b.flush().unwrap();
+    }
+    a.record(&obs(2000, "10.0.0.6", "10.0.0.9", None, vec![]))
+        .unwrap();
+    a.flush().unwrap();
+    assert!(!a.no_chain_in_db);
+    assert_eq!(a.stats().inferred, 1, "{:?}", a.stats());
+    assert_eq!(a.stats().unattributed, 0);
+    let q = a.query(None).unwrap();
+    assert_eq!(q[0].endpoints[0].clients.len(), 2);
+    drop(a);
+    let _ = std::fs::remove_dir_all(dir);
+}
