@@ -793,3 +793,112 @@ fn chainless_handshake_finds_a_chain_another_writer_committed() {
     drop(a);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn ip_text_sorts_as_its_text() {
+    let ips: Vec<IpAddr> = [
+        "10.0.0.1",
+        "10.0.0.10",
+        "10.0.0.2",
+        "1.2.3.4",
+        "100.1.1.1",
+        "9.9.9.9",
+        "2001:db8::1",
+        "2001:db8::10",
+        "2001:db8:0:0:1::",
+        "2001:db8:aaaa:bbbb:cccc:dddd:eeee:1",
+        "2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff",
+        "::1",
+        "fe80::1",
+    ]
+    .iter()
+    .map(|a| a.parse().unwrap())
+    .collect();
+    let mut by_key: Vec<super::IpText> = ips.iter().map(super::IpText::new).collect();
+    by_key.sort();
+    let mut by_text: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
+    by_text.sort();
+    let keyed: Vec<&str> = by_key.iter().map(|k| k.text.as_str()).collect();
+    assert_eq!(keyed, by_text);
+}
+
+/// The per-endpoint set caps hold when a handle that found an empty database skips the set
+/// counts: for endpoints it wrote itself, and after another writer filled an endpoint's names.
+#[test]
+fn set_caps_hold_for_a_handle_that_started_on_an_empty_database() {
+    let dir = tmp("fresh-caps");
+    let path = dir.join("inv.db");
+    let p = path.to_str().unwrap();
+    let names = |inv: &Inventory| {
+        inv.conn
+            .query_row(
+                "SELECT count(*) FROM endpoint_name WHERE ip='10.0.0.9'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+    };
+    let mut a = Inventory::open(p).unwrap();
+    a.set_flush_every(1);
+    assert!(a.fresh_eps.is_some());
+    for i in 0..MAX_NAMES_PER_ENDPOINT + 5 {
+        let sni = format!("a{i}.example");
+        a.record(&obs(
+            1000,
+            "10.0.0.5",
+            "10.0.0.9",
+            Some(&sni),
+            vec![inter_b()],
+        ))
+        .unwrap();
+    }
+    assert!(a.fresh_eps.is_some());
+    assert_eq!(names(&a), MAX_NAMES_PER_ENDPOINT as i64);
+    let mut a2 = Inventory::open(p).unwrap();
+    assert!(a2.fresh_eps.is_none(), "the database has endpoints now");
+    a2.record(&obs(
+        1000,
+        "10.0.0.5",
+        "10.0.0.9",
+        Some("late.example"),
+        vec![],
+    ))
+    .unwrap();
+    a2.flush().unwrap();
+    assert_eq!(names(&a2), MAX_NAMES_PER_ENDPOINT as i64);
+    drop((a, a2));
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let dir = tmp("fresh-caps-2");
+    let path = dir.join("inv.db");
+    let p = path.to_str().unwrap();
+    let mut a = Inventory::open(p).unwrap();
+    {
+        let mut b = Inventory::open(p).unwrap();
+        for i in 0..MAX_NAMES_PER_ENDPOINT {
+            let sni = format!("b{i}.example");
+            b.record(&obs(
+                1000,
+                "10.0.0.5",
+                "10.0.0.9",
+                Some(&sni),
+                vec![inter_b()],
+            ))
+            .unwrap();
+        }
+        b.flush().unwrap();
+    }
+    a.record(&obs(
+        2000,
+        "10.0.0.6",
+        "10.0.0.9",
+        Some("a.example"),
+        vec![inter_b()],
+    ))
+    .unwrap();
+    a.flush().unwrap();
+    assert!(a.fresh_eps.is_none(), "another writer committed");
+    assert_eq!(names(&a), MAX_NAMES_PER_ENDPOINT as i64);
+    drop(a);
+    let _ = std::fs::remove_dir_all(dir);
+}
