@@ -70,15 +70,13 @@ pub struct Enriched {
     pub instant: i64,
 }
 
-/// Lowercase hex of a SHA-256 (`hex::encode` collects chars one by one: a tenth of this stage).
+/// Lowercase hex of a SHA-256 (`hex::encode` collects chars one by one: a tenth of this stage),
+/// encoded into a stack buffer as `events::Hex32` does.
 pub fn hex32(b: &[u8; 32]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(64);
-    for &x in b {
-        out.push(char::from(DIGITS[usize::from(x >> 4)]));
-        out.push(char::from(DIGITS[usize::from(x & 0x0f)]));
-    }
-    out
+    let mut buf = [0u8; 64];
+    // The buffer is exactly twice the input: encode_to_slice cannot fail here.
+    let _ = hex::encode_to_slice(b, &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// One certificate as the removal rules read it (hex and texts made once per cached chain).
@@ -285,14 +283,11 @@ impl Enricher {
             .map(|c| OwnedFacts::of(c))
             .collect();
         // The CAs the chain depends on (preferred path, anchored paths, a claimed path), not
-        // known-CA cross-sign detours that no client would take.
+        // known-CA cross-sign detours that no client would take, and not already in the chain.
         let anchor_facts: Vec<OwnedFacts> = r
             .reached_cas()
             .into_iter()
-            .filter(|c| {
-                let sha = hex32(&c.sha256);
-                !chain_facts.iter().any(|o| o.sha == sha)
-            })
+            .filter(|c| Some(c.sha256) != leaf && !presented.iter().any(|p| p.sha256 == c.sha256))
             .map(|c| OwnedFacts::of(c))
             .collect();
         BuiltChain {

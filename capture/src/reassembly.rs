@@ -221,11 +221,12 @@ impl TcpDir {
             return Verdict::Bypass;
         }
         let pending = self.fin_at().map_or(0, |f| f.saturating_sub(self.next));
-        if !self.closed && !self.done && pending > 0 {
-            let n = pending;
-            if self.gap(n, lim, stats, sink) == Verdict::Bypass {
-                return Verdict::Bypass;
-            }
+        if !self.closed
+            && !self.done
+            && pending > 0
+            && self.gap(pending, lim, stats, sink) == Verdict::Bypass
+        {
+            return Verdict::Bypass;
         }
         self.maybe_close(sink)
     }
@@ -492,16 +493,26 @@ mod tests {
         closes: Vec<CloseKind>,
     }
 
-    fn feed(d: &mut TcpDir, r: &mut Rec, st: &mut Stats, l: &Limits, seq: u32, p: &[u8], f: u8) {
-        let mut sink = |e: Event<'_>| {
+    impl Rec {
+        fn record(&mut self, e: Event<'_>) -> Verdict {
             match e {
-                Event::Data(x) => r.data.extend_from_slice(x),
-                Event::Gap(n) => r.gaps.push(n),
-                Event::Close(k) => r.closes.push(k),
+                Event::Data(x) => self.data.extend_from_slice(x),
+                Event::Gap(n) => self.gaps.push(n),
+                Event::Close(k) => self.closes.push(k),
             }
             Verdict::Continue
-        };
+        }
+    }
+
+    fn feed(d: &mut TcpDir, r: &mut Rec, st: &mut Stats, l: &Limits, seq: u32, p: &[u8], f: u8) {
+        let mut sink = |e: Event<'_>| r.record(e);
         d.segment(seq, f & 2 != 0, f & 1 != 0, f & 4 != 0, p, l, st, &mut sink);
+    }
+
+    /// Flow end: [`TcpDir::flush`] into `r`.
+    fn flush(d: &mut TcpDir, r: &mut Rec, st: &mut Stats, l: &Limits) -> Verdict {
+        let mut sink = |e: Event<'_>| r.record(e);
+        d.flush(l, st, &mut sink)
     }
 
     #[test]
@@ -559,15 +570,7 @@ mod tests {
         feed(&mut d, &mut r, &mut st, &l, isn.wrapping_add(1), b"abc", 0);
         feed(&mut d, &mut r, &mut st, &l, isn.wrapping_add(9), b"", 1);
         assert!(r.closes.is_empty());
-        let mut sink = |e: Event<'_>| {
-            match e {
-                Event::Data(x) => r.data.extend_from_slice(x),
-                Event::Gap(n) => r.gaps.push(n),
-                Event::Close(k) => r.closes.push(k),
-            }
-            Verdict::Continue
-        };
-        d.flush(&l, &mut st, &mut sink);
+        flush(&mut d, &mut r, &mut st, &l);
         assert_eq!(r.data, b"abc");
         assert_eq!(r.gaps, vec![5], "seq isn+4 .. isn+9, past the wrap");
         assert_eq!(r.closes, vec![CloseKind::Fin]);
@@ -587,15 +590,7 @@ mod tests {
         assert_eq!(st.tcp_buffer_cap_drops, 1);
         assert_eq!(d.buffered(), 3);
         // At flow end the remaining hole becomes a gap too.
-        let mut sink = |e: Event<'_>| {
-            match e {
-                Event::Data(x) => r.data.extend_from_slice(x),
-                Event::Gap(n) => r.gaps.push(n),
-                Event::Close(k) => r.closes.push(k),
-            }
-            Verdict::Continue
-        };
-        d.flush(&l, &mut st, &mut sink);
+        flush(&mut d, &mut r, &mut st, &l);
         assert_eq!(r.data, b"abefijk");
         assert_eq!(r.gaps, vec![2, 2]);
     }

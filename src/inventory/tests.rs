@@ -822,6 +822,21 @@ fn ip_text_sorts_as_its_text() {
     assert_eq!(keyed, by_text);
 }
 
+/// `n` handshakes to 10.0.0.9:443 (through `inter_b`), each with a new server name `{prefix}{i}.example`.
+fn record_names(inv: &mut Inventory, prefix: &str, n: usize) {
+    for i in 0..n {
+        let sni = format!("{prefix}{i}.example");
+        inv.record(&obs(
+            1000,
+            "10.0.0.5",
+            "10.0.0.9",
+            Some(&sni),
+            vec![inter_b()],
+        ))
+        .unwrap();
+    }
+}
+
 /// The per-endpoint set caps hold when a handle that found an empty database skips the set
 /// counts: for endpoints it wrote itself, and after another writer filled an endpoint's names.
 #[test]
@@ -841,17 +856,7 @@ fn set_caps_hold_for_a_handle_that_started_on_an_empty_database() {
     let mut a = Inventory::open(p).unwrap();
     a.set_flush_every(1);
     assert!(a.fresh_eps.is_some());
-    for i in 0..MAX_NAMES_PER_ENDPOINT + 5 {
-        let sni = format!("a{i}.example");
-        a.record(&obs(
-            1000,
-            "10.0.0.5",
-            "10.0.0.9",
-            Some(&sni),
-            vec![inter_b()],
-        ))
-        .unwrap();
-    }
+    record_names(&mut a, "a", MAX_NAMES_PER_ENDPOINT + 5);
     assert!(a.fresh_eps.is_some());
     assert_eq!(names(&a), MAX_NAMES_PER_ENDPOINT as i64);
     let mut a2 = Inventory::open(p).unwrap();
@@ -875,17 +880,7 @@ fn set_caps_hold_for_a_handle_that_started_on_an_empty_database() {
     let mut a = Inventory::open(p).unwrap();
     {
         let mut b = Inventory::open(p).unwrap();
-        for i in 0..MAX_NAMES_PER_ENDPOINT {
-            let sni = format!("b{i}.example");
-            b.record(&obs(
-                1000,
-                "10.0.0.5",
-                "10.0.0.9",
-                Some(&sni),
-                vec![inter_b()],
-            ))
-            .unwrap();
-        }
+        record_names(&mut b, "b", MAX_NAMES_PER_ENDPOINT);
         b.flush().unwrap();
     }
     a.record(&obs(
