@@ -6,10 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::enrich::{self, EnrichConfig, Enricher};
-use crate::inventory::{self, Inventory};
-use crate::pipeline::{self, AnalyzeOptions, EventSink};
-use crate::report;
+use enrich::{EnrichConfig, Enricher};
+use inventory::Inventory;
+use shard::PacketOptions;
+use sinks::{report, EventSink};
+
+use crate::pipeline;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -271,7 +273,7 @@ impl RulesArgs {
     }
 }
 
-fn load_stores(specs: &[String]) -> Result<analyzer::anchors::TrustStores, Fail> {
+fn load_stores(specs: &[String]) -> Result<trust::anchors::TrustStores, Fail> {
     let mut stores = enrich::default_stores();
     for spec in specs {
         let (name, path) = match spec.split_once('=') {
@@ -340,7 +342,7 @@ fn prepare(c: &CommonArgs) -> Result<Prepared, Fail> {
 
 fn analyze_inner(a: AnalyzeArgs) -> Result<(), Fail> {
     let mut p = prepare(&a.common)?;
-    let opts = AnalyzeOptions {
+    let opts = PacketOptions {
         inputs: a.pcaps,
         engine: p.engine.clone(),
         analyzer: analyzer::AnalyzerConfig::default(),
@@ -498,7 +500,7 @@ fn removal_list(ra: &RulesArgs) -> Result<(), Fail> {
         let name = entries.first().map(|r| r.name.as_str()).unwrap_or("");
         t.push_str(&format!(
             "{id}\t{}\t{name}\n",
-            crate::time::rfc3339_s(removed)
+            rules::time::rfc3339_s(removed)
         ));
     }
     print(&t)

@@ -16,8 +16,10 @@ use capture::live::{LiveConfig, LiveReport};
 use capture::EngineConfig;
 use serde_json::{json, Value};
 
-use crate::enrich::Enricher;
-use crate::pipeline::{self, EventSink, InventoryWriter, RunSummary, Stages};
+use enrich::Enricher;
+use sinks::EventSink;
+
+use crate::pipeline::{self, InventoryWriter, RunSummary, Stages};
 
 /// Outputs in flight between the capture workers and the stage thread.
 const CHANNEL: usize = 16_384;
@@ -62,7 +64,7 @@ pub fn stats_event(r: &LiveReport, iface: &str) -> Value {
         })
         .collect();
     json!({
-        "@timestamp": crate::time::rfc3339_ns(wall_ns()),
+        "@timestamp": rules::time::rfc3339_ns(wall_ns()),
         "event": {"dataset": "trustmap.stats", "kind": "metric"},
         "observer": {"ingress": {"interface": {"name": iface}}},
         "trustmap": {"stats": {
@@ -123,7 +125,7 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
                         }
                         stages.handle(o, &mut sum)
                     }
-                    Msg::Stats(v) => stages.sink.emit(&v, &mut sum),
+                    Msg::Stats(v) => stages.sink.emit(&v),
                 };
                 if let Err(e) = r {
                     err = Some(e);
@@ -140,6 +142,7 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
             ev?;
             inv?;
             sum.enrich = stages.enricher.stats.clone();
+            sum.events = stages.sink.events();
             Ok(sum)
         })
         .map_err(|e| format!("stage thread: {e}"))?;

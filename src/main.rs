@@ -3,15 +3,9 @@
 #![forbid(unsafe_code)]
 
 mod cli;
-mod enrich;
-mod events;
-mod inventory;
 #[cfg(feature = "live")]
 mod live_cmd;
-mod packets;
 mod pipeline;
-mod report;
-mod time;
 
 use std::process::ExitCode;
 

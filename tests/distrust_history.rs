@@ -14,9 +14,7 @@
 //!
 //! Reproduce the figures: `cargo test --all-features --test distrust_history -- --nocapture`.
 
-use analyzer::anchors::TrustStores;
 use analyzer::cert::{parse, sha256};
-use analyzer::chain::{build, PathEnd, SigStatus};
 use analyzer::{Analyzer, AnalyzerConfig, CertInfo, Output};
 use capture::{Engine, EngineConfig};
 use rules::time::parse_rfc3339;
@@ -27,6 +25,8 @@ use rules::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use trust::anchors::TrustStores;
+use trust::chain::{build, PathEnd, SigStatus};
 
 const POLICIES: [DistrustPolicy; 3] = [
     DistrustPolicy::Chrome,
@@ -355,7 +355,7 @@ fn chrome_exempts_symantec_sub_cas() {
         // GeoTrust Global CA left both stores: a known CA from the history, not an anchor.
         assert_eq!(p.end, PathEnd::UntrustedRoot, "{name}");
         assert_eq!(hexs(&p.top().unwrap().sha256), geotrust, "{name}");
-        assert_eq!(*p.sources.last().unwrap(), analyzer::chain::Source::Store);
+        assert_eq!(*p.sources.last().unwrap(), trust::chain::Source::Store);
         let e = stores().get(&p.top().unwrap().sha256).unwrap();
         assert!(!e.is_anchor() && e.tags == vec!["symantec-2018"]);
         assert!(evaluate(rule_set(DistrustPolicy::Chrome), &s.chain, at, s.outcome).is_empty());
@@ -369,7 +369,7 @@ fn chrome_exempts_symantec_sub_cas() {
             .collect();
         let r2 = build(&without, stores(), at);
         let p2 = r2.preferred_path().unwrap();
-        assert_eq!(p2.sources[1], analyzer::chain::Source::Store, "{name}");
+        assert_eq!(p2.sources[1], trust::chain::Source::Store, "{name}");
         assert_eq!(p2.certs[1].spki_sha256, p.certs[1].spki_sha256, "{name}");
         assert!(
             evaluate(rule_set(DistrustPolicy::Chrome), &without, at, s.outcome).is_empty(),
@@ -714,7 +714,7 @@ fn history_cert(event: &str, prefix: &str) -> Arc<CertInfo> {
         .iter()
         .find(|(ev, _, sha, _)| *ev == event && sha.starts_with(prefix))
         .unwrap();
-    let der = analyzer::anchors::pem_ders(pem.as_bytes()).remove(0);
+    let der = trust::anchors::pem_ders(pem.as_bytes()).remove(0);
     Arc::new(parse(&der, sha256(&der)))
 }
 

@@ -6,15 +6,13 @@
 //! `x509` parses each unique certificate once into a [`CertInfo`] held by the [`CertCache`].
 #![forbid(unsafe_code)]
 
-pub mod anchors;
 pub mod cert;
-pub mod chain;
 pub mod detect;
 pub mod dtls;
-pub mod findings;
 pub mod fingerprint;
 pub mod flow;
 pub mod model;
+pub mod names;
 pub mod session;
 pub mod sslv2;
 pub mod tls;

@@ -273,6 +273,25 @@ pub fn format_rfc3339_nanos(secs: i64, nanos: u32) -> String {
     format_rfc3339_frac(secs, nanos, 9)
 }
 
+/// Capture time (nanoseconds since the Unix epoch) as `YYYY-MM-DDTHH:MM:SS.ffffffZ`
+/// (microseconds, like Zeek and Suricata logs). Event times are capture times, never the wall clock.
+pub fn rfc3339_ns(ts_ns: u64) -> String {
+    format_rfc3339_micros(
+        secs_of(ts_ns),
+        u32::try_from(ts_ns % 1_000_000_000).unwrap_or(0),
+    )
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (the same as [`format_rfc3339`]).
+pub fn rfc3339_s(secs: i64) -> String {
+    format_rfc3339(secs)
+}
+
+/// Capture time in whole Unix seconds.
+pub fn secs_of(ts_ns: u64) -> i64 {
+    i64::try_from(ts_ns / 1_000_000_000).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

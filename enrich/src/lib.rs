@@ -4,21 +4,25 @@
 //!
 //! Time: every time-dependent check uses the handshake's capture time, or `--as-of` when given.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use analyzer::anchors::{TrustStores, STORE_CHROME, STORE_MOZILLA};
-use analyzer::chain::{self, ChainIssue, ChainResult};
-use analyzer::findings::{self, PolicyConfig};
 use analyzer::{CertInfo, Handshake, Outcome};
 use rules::segment::AnchorKind;
 use rules::{AnchorFacts, CertFacts, EndpointFacts, HandshakeFacts, RemovalFinding, RuleSet};
+use trust::anchors::{TrustStores, STORE_CHROME, STORE_MOZILLA};
+use trust::chain::{self, ChainIssue, ChainResult};
+use trust::findings::{self, PolicyConfig};
 
-use crate::events::{self, Enrichment, Finding};
-use crate::inventory::{self, CaRef, Observation, Role};
-use crate::time::secs_of;
+use rules::time::secs_of;
+
+pub mod model;
+
+pub use model::{CaRef, Enrichment, Finding, Observation, Role};
 
 /// Distinct presented chains whose building result is kept.
 pub const MAX_CHAIN_CACHE: usize = 100_000;
@@ -168,18 +172,18 @@ fn stable_window(r: &ChainResult, presented: &[Arc<CertInfo>], instant: i64) -> 
     (from, until)
 }
 
-fn map_outcome(o: &Outcome) -> (rules::Outcome, inventory::Outcome) {
+fn map_outcome(o: &Outcome) -> (rules::Outcome, model::Outcome) {
     match o {
-        Outcome::Accepted => (rules::Outcome::Accepted, inventory::Outcome::Accepted),
+        Outcome::Accepted => (rules::Outcome::Accepted, model::Outcome::Accepted),
         Outcome::RejectedAlert { code } => (
             rules::Outcome::RejectedAlert(*code),
-            inventory::Outcome::Rejected(Some(*code)),
+            model::Outcome::Rejected(Some(*code)),
         ),
         Outcome::RejectedClose => (
             rules::Outcome::RejectedClose,
-            inventory::Outcome::Rejected(None),
+            model::Outcome::Rejected(None),
         ),
-        Outcome::Unknown => (rules::Outcome::Unknown, inventory::Outcome::Unknown),
+        Outcome::Unknown => (rules::Outcome::Unknown, model::Outcome::Unknown),
     }
 }
 
@@ -371,7 +375,7 @@ impl Enricher {
             .map(str::to_string)
             .collect();
         let loc = self.rules.locality(server_ip, sni);
-        let version = h.version.map(|v| events::version_name(v).0);
+        let version = h.version.map(|v| analyzer::names::version_name(v).0);
         let leaf = presented.first().filter(|l| l.parse_error.is_none());
         let facts = EndpointFacts {
             ip: Some(server_ip),

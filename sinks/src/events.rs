@@ -6,85 +6,18 @@
 //! are declared in byte order of their JSON names, so the output keeps the sorted key order that
 //! `Value` (a `BTreeMap`) produced and consumers may have come to rely on.
 
-use std::borrow::Cow;
 use std::collections::hash_map::{Entry, HashMap};
 use std::net::IpAddr;
 
-use analyzer::chain::{AnchorRef, ChainIssue, ChainResult};
 use analyzer::{Alert, CertInfo, CertRef, Handshake, Outcome, Protocol, Side};
+use enrich::{Enrichment, Finding};
 use serde::ser::Error as _;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
+use trust::chain::{AnchorRef, ChainIssue};
 
-use crate::time::{rfc3339_ns, rfc3339_s};
-
-/// "1.2"-style version name and the ECS `tls.version_protocol`.
-pub fn version_name(v: u16) -> (Cow<'static, str>, &'static str) {
-    let (name, proto): (&'static str, &'static str) = match v {
-        0x0002 => ("2.0", "ssl"),
-        0x0300 => ("3.0", "ssl"),
-        0x0301 => ("1.0", "tls"),
-        0x0302 => ("1.1", "tls"),
-        0x0303 => ("1.2", "tls"),
-        0x0304 => ("1.3", "tls"),
-        0x7f00..=0x7fff => return (format!("1.3-draft{}", v & 0xff).into(), "tls"),
-        0x7e01..=0x7e0f => ("1.3-experiment", "tls"),
-        0xfeff => ("1.0", "dtls"),
-        0xfefd => ("1.2", "dtls"),
-        0xfefc => ("1.3", "dtls"),
-        other => return (format!("unknown-0x{other:04x}").into(), "tls"),
-    };
-    (Cow::Borrowed(name), proto)
-}
-
-/// IANA cipher suite name, or the hex code when unknown.
-pub fn cipher_name(id: u16) -> Cow<'static, str> {
-    match tls_parser::TlsCipherSuite::from_id(id) {
-        Some(cs) => Cow::Borrowed(cs.name),
-        None => format!("0x{id:04x}").into(),
-    }
-}
-
-/// TLS alert description names (RFC 8446 §6 plus the older ones).
-pub fn alert_name(code: u8) -> &'static str {
-    match code {
-        0 => "close_notify",
-        10 => "unexpected_message",
-        20 => "bad_record_mac",
-        21 => "decryption_failed",
-        22 => "record_overflow",
-        30 => "decompression_failure",
-        40 => "handshake_failure",
-        41 => "no_certificate",
-        42 => "bad_certificate",
-        43 => "unsupported_certificate",
-        44 => "certificate_revoked",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        47 => "illegal_parameter",
-        48 => "unknown_ca",
-        49 => "access_denied",
-        50 => "decode_error",
-        51 => "decrypt_error",
-        60 => "export_restriction",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        86 => "inappropriate_fallback",
-        90 => "user_canceled",
-        100 => "no_renegotiation",
-        109 => "missing_extension",
-        110 => "unsupported_extension",
-        111 => "certificate_unobtainable",
-        112 => "unrecognized_name",
-        113 => "bad_certificate_status_response",
-        114 => "bad_certificate_hash_value",
-        115 => "unknown_psk_identity",
-        116 => "certificate_required",
-        120 => "no_application_protocol",
-        _ => "unknown",
-    }
-}
+use analyzer::names::{alert_name, cipher_name, version_name};
+use rules::time::{rfc3339_ns, rfc3339_s};
 
 /// Lowercase hex of a SHA-256, serialised without an intermediate `String`.
 #[derive(Clone, Copy)]
@@ -374,22 +307,6 @@ struct HeuristicJson<'a> {
     reasons: &'a [String],
 }
 
-/// Extra per-handshake facts computed downstream of the analyzer (chain building, findings).
-#[derive(Debug, Default, Clone)]
-pub struct Enrichment {
-    /// Chain building of the server chain: `trustmap.anchor` (preferred path), `trustmap.anchors`
-    /// (every anchor reached) and `trustmap.chain_issues`.
-    pub server: Option<std::sync::Arc<ChainResult>>,
-    /// Chain building of an mTLS client chain: `trustmap.client_anchor`.
-    pub client: Option<std::sync::Arc<ChainResult>>,
-    /// Segment names from the rules (CIDR / SNI).
-    pub segments: Vec<String>,
-    /// `{"internal": bool, "basis": "..."}`.
-    pub locality: Option<rules::Locality>,
-    /// Heuristic labels, each `{"kind": "heuristic.…", "reasons": [...]}`.
-    pub heuristics: Vec<rules::Heuristic>,
-}
-
 /// The `trustmap` object of a `trustmap.tls` event.
 struct TlsTrustmap<'a> {
     h: &'a Handshake,
@@ -650,31 +567,12 @@ impl Serialize for X509Event<'_> {
     }
 }
 
-/// One finding (DESIGN.md §4), owned: enrichment decides which findings are emitted, and the sink
-/// writes them after the handshake's `trustmap.tls` event.
-#[derive(Debug, Clone, Default)]
-pub struct Finding {
-    pub severity: u8,
-    pub code: &'static str,
-    pub message: String,
-    /// The removal rule (or distrust event id); also ECS `rule.id`.
-    pub rule: Option<String>,
-    /// The deciding entry's removal instant (Unix s).
-    pub removed: Option<i64>,
-    /// The CA: SHA-256 and subject (`null` when unknown).
-    pub ca: Option<(String, Option<String>)>,
-    /// The certificate the finding is about.
-    pub cert_sha256: Option<String>,
-    pub evidence: Option<&'static str>,
-    pub alert: Option<u8>,
-    /// Root program of the deciding built-in entry.
-    pub program: Option<&'static str>,
-    /// `"client"` for a finding about an mTLS client certificate.
-    pub side: Option<&'static str>,
-}
+/// The `trustmap.finding` object of one finding.
+struct FindingJson<'a>(&'a Finding);
 
-impl Serialize for Finding {
+impl Serialize for FindingJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.0;
         use serde::ser::SerializeMap;
         #[derive(Serialize)]
         struct AlertRef {
@@ -691,38 +589,38 @@ impl Serialize for Finding {
             sha256: &'a str,
         }
         let mut m = s.serialize_map(None)?;
-        if let Some(code) = self.alert {
+        if let Some(code) = f.alert {
             let a = AlertRef {
                 code,
                 name: alert_name(code),
             };
             m.serialize_entry("alert", &a)?;
         }
-        if let Some((sha256, subject)) = &self.ca {
+        if let Some((sha256, subject)) = &f.ca {
             let ca = CaRef {
                 sha256,
                 subject: subject.as_deref(),
             };
             m.serialize_entry("ca", &ca)?;
         }
-        if let Some(sha256) = &self.cert_sha256 {
+        if let Some(sha256) = &f.cert_sha256 {
             m.serialize_entry("cert", &CertRef { sha256 })?;
         }
-        m.serialize_entry("code", self.code)?;
-        if let Some(e) = self.evidence {
+        m.serialize_entry("code", f.code)?;
+        if let Some(e) = f.evidence {
             m.serialize_entry("evidence", e)?;
         }
-        m.serialize_entry("message", &self.message)?;
-        if let Some(p) = self.program {
+        m.serialize_entry("message", &f.message)?;
+        if let Some(p) = f.program {
             m.serialize_entry("program", p)?;
         }
-        if let Some(r) = self.removed {
+        if let Some(r) = f.removed {
             m.serialize_entry("removed", &rfc3339_s(r))?;
         }
-        if let Some(r) = &self.rule {
+        if let Some(r) = &f.rule {
             m.serialize_entry("rule", r)?;
         }
-        if let Some(side) = self.side {
+        if let Some(side) = f.side {
             m.serialize_entry("side", side)?;
         }
         m.end()
@@ -755,7 +653,7 @@ impl Serialize for FindingEvent<'_> {
         #[derive(Serialize)]
         struct Trustmap<'a> {
             evaluated_at: String,
-            finding: &'a Finding,
+            finding: FindingJson<'a>,
         }
         let (h, f) = (self.h, self.finding);
         let event = EventMeta {
@@ -780,7 +678,7 @@ impl Serialize for FindingEvent<'_> {
         m.serialize_entry("tls", &tls)?;
         let tm = Trustmap {
             evaluated_at: rfc3339_s(self.instant),
-            finding: f,
+            finding: FindingJson(f),
         };
         m.serialize_entry("trustmap", &tm)?;
         m.end()

@@ -1,7 +1,7 @@
 //! Survey (ignored): prints chain results for hex chains in $CHAIN_DIR (one file per certificate).
-use analyzer::anchors::TrustStores;
 use analyzer::cert::{parse, sha256};
 use std::sync::Arc;
+use trust::anchors::TrustStores;
 
 #[test]
 #[ignore]
@@ -32,7 +32,7 @@ fn survey() {
             })
             .collect();
         let t = certs[0].not_before + 86400;
-        let r = analyzer::chain::build(&certs, &stores, t);
+        let r = trust::chain::build(&certs, &stores, t);
         let p = r.preferred_path().unwrap();
         println!(
             "{g}: n={} end={:?} len={} anchors={:?} issues={:?} sigs={:?}",

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::*;
-use crate::time::{rfc3339_ns, rfc3339_s};
+use rules::time::{rfc3339_ns, rfc3339_s};
 
 const NS: u64 = 1_000_000_000;
 const DAY: i64 = 86_400;

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::anchors::TrustStores;
-use crate::cert::CertInfo;
+use analyzer::cert::CertInfo;
 
 /// Longest path (leaf included) explored. Real chains have 2-4 certificates.
 pub const MAX_DEPTH: usize = 8;
@@ -563,10 +563,13 @@ pub fn build(presented: &[Arc<CertInfo>], stores: &TrustStores, instant: i64) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cert::{parse, sha256};
+    use analyzer::cert::{parse, sha256};
 
     fn cert(name: &str) -> Arc<CertInfo> {
-        let p = format!("{}/tests/data/x509/{name}.der", env!("CARGO_MANIFEST_DIR"));
+        let p = format!(
+            "{}/../analyzer/tests/data/x509/{name}.der",
+            env!("CARGO_MANIFEST_DIR")
+        );
         let der = std::fs::read(p).unwrap();
         Arc::new(parse(&der, sha256(&der)))
     }

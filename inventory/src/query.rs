@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::{
     json_set, normalize_dn, Counts, Result, MAX_NAMES_PER_ENDPOINT, MAX_SEGMENTS_PER_ENDPOINT,
 };
-use crate::time::rfc3339_ns;
+use rules::time::rfc3339_ns;
 
 /// `"ca"` of a §6 element.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

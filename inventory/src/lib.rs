@@ -19,7 +19,7 @@
 //! - **TLS 1.3 and resumed handshakes carry no chain.** They are counted against the endpoint's last
 //!   visible chain (kept per endpoint), marked `inferred`/`resumed`; an endpoint never seen with a
 //!   visible chain stays in the `endpoint` table only (see [`Inventory::opaque_endpoints`]).
-#![allow(dead_code, unused_imports)]
+#![forbid(unsafe_code)]
 
 mod query;
 mod removal;
@@ -31,6 +31,9 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
+
+/// What goes in: one observation per handshake, made by the enrichment stage.
+pub use enrich::model::{CaRef, Observation, Outcome, Role};
 
 pub use query::{CaEntry, CaInfo, ClientEntry, EndpointEntry, EndpointRef};
 pub use removal::{
@@ -68,76 +71,6 @@ pub const MAX_FRESH_EPS: usize = 250_000;
 pub const SCHEMA_VERSION: i64 = 1;
 /// Default inventory file (DESIGN.md §3).
 pub const DEFAULT_DB: &str = "trustmap.db";
-
-/// What the client did with the presented chain (DESIGN.md §4, "How the outcome is read").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Accepted,
-    /// Fatal alert (`Some(code)`) or a bare close (`None`) right after the server's Certificate.
-    Rejected(Option<u8>),
-    Unknown,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Accepted => "accepted",
-            Outcome::Rejected(_) => "rejected",
-            Outcome::Unknown => "unknown",
-        }
-    }
-}
-
-/// Place of a CA certificate in the chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Root,
-    Intermediate,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Root => "root",
-            Role::Intermediate => "intermediate",
-        }
-    }
-}
-
-/// One CA certificate of a presented chain, or the anchor it reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CaRef {
-    /// Lowercase hex SHA-256 of the DER.
-    pub sha256: String,
-    pub subject: String,
-    pub role: Role,
-    /// Trust stores that hold it ("mozilla", "chrome", ...).
-    pub stores: Vec<String>,
-    /// Ids of removal rules that target it.
-    pub removals: Vec<String>,
-}
-
-/// One handshake, as the inventory needs it.
-#[derive(Debug, Clone)]
-pub struct Observation {
-    /// Capture time of the handshake.
-    pub ts_ns: u64,
-    pub client_ip: IpAddr,
-    pub server_ip: IpAddr,
-    pub server_port: u16,
-    pub server_name: Option<String>,
-    /// e.g. `["internal", "embedded", "heuristic:appliance"]`.
-    pub segments: Vec<String>,
-    /// False for TLS 1.3.
-    pub chain_visible: bool,
-    pub resumed: bool,
-    pub outcome: Outcome,
-    /// Every CA certificate in the presented chain or reached as anchor.
-    pub cas: Vec<CaRef>,
-    pub leaf_sha256: Option<String>,
-    /// Subject DNs from a CertificateRequest (for `client_auth_trusted_by`).
-    pub client_auth_ca_names: Vec<String>,
-}
 
 /// Why an inventory operation failed.
 #[derive(Debug)]

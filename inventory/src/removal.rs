@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::query::{ip_order, load_ca_endpoints, load_cas, load_clients, load_endpoints, t, Key};
 use super::{Counts, Result};
-use crate::time::rfc3339_s;
+use rules::time::rfc3339_s;
 
 /// Reminder offsets before `removed`, in days (DESIGN.md §1: announce at T-90, T-60, T-30, T-14).
 pub const REMINDER_DAYS: [i64; 4] = [90, 60, 30, 14];

@@ -1,10 +1,10 @@
 //! Chain building and findings on real chains from the Zeek corpus (tests/data/x509, wire order).
-use analyzer::anchors::TrustStores;
 use analyzer::cert::{parse, sha256};
-use analyzer::chain::{build, ChainIssue, PathEnd, SigStatus};
-use analyzer::findings::{evaluate, PolicyConfig};
 use analyzer::CertInfo;
 use std::sync::{Arc, OnceLock};
+use trust::anchors::TrustStores;
+use trust::chain::{build, ChainIssue, PathEnd, SigStatus};
+use trust::findings::{evaluate, PolicyConfig};
 
 fn stores() -> &'static TrustStores {
     static S: OnceLock<TrustStores> = OnceLock::new();
@@ -15,7 +15,7 @@ fn chain(name: &str, n: usize) -> Vec<Arc<CertInfo>> {
     (0..n)
         .map(|i| {
             let p = format!(
-                "{}/tests/data/x509/{name}.{i}.der",
+                "{}/../analyzer/tests/data/x509/{name}.{i}.der",
                 env!("CARGO_MANIFEST_DIR")
             );
             let der = std::fs::read(&p).unwrap();
@@ -24,7 +24,7 @@ fn chain(name: &str, n: usize) -> Vec<Arc<CertInfo>> {
         .collect()
 }
 
-fn codes(f: &[analyzer::findings::Finding]) -> Vec<&'static str> {
+fn codes(f: &[trust::findings::Finding]) -> Vec<&'static str> {
     f.iter().map(|x| x.code).collect()
 }
 

@@ -10,10 +10,8 @@ use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::path::Path;
 
-use crate::inventory::{
-    CaEntry, EndpointEntry, Inventory, InventoryError, RemovalInfo, RemovalStatus,
-};
-use crate::time::rfc3339_s;
+use inventory::{CaEntry, EndpointEntry, Inventory, InventoryError, RemovalInfo, RemovalStatus};
+use rules::time::rfc3339_s;
 
 /// Why a report could not be written.
 #[derive(Debug)]
@@ -416,7 +414,7 @@ mod tests {
 
     #[test]
     fn html_report_escapes_a_hostile_sni() {
-        use crate::inventory::{CaRef, Observation, Outcome, Role};
+        use inventory::{CaRef, Observation, Outcome, Role};
         let mut inv = Inventory::open(":memory:").unwrap();
         let removals = vec![RemovalInfo {
             id: "r<1>".into(),

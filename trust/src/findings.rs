@@ -6,8 +6,8 @@
 //! `cert.lifetime_exceeds_policy`, `tls.sni_mismatch`, `anchor.term_limit`.
 
 use crate::anchors::unix_from_ymdhms;
-use crate::cert::CertInfo;
 use crate::chain::{ChainIssue, ChainResult, PathEnd};
+use analyzer::cert::CertInfo;
 
 /// Severity on the ECS `event.severity` scale used by trustmap (1 info .. 4 high).
 pub const SEV_INFO: u8 = 1;

@@ -6,6 +6,7 @@
 //! outputs are put back in the one order of [`order`], so the result is the same as with one
 //! worker (byte-identical events), except when a table limit is reached: each worker has
 //! `max_flows / workers` flow slots, so LRU eviction (a full table) can pick different flows.
+#![forbid(unsafe_code)]
 
 mod instr;
 mod order;
@@ -146,15 +147,13 @@ mod bench {
     use super::*;
 
     /// The packet stage alone (no event stage), `--workers 1` and `2` alternating, 3 runs each:
-    /// `TRUSTMAP_BENCH_PCAP=/tmp/x.pcap cargo test --release --all-features --bin trustmap
+    /// `TRUSTMAP_BENCH_PCAP=/tmp/x.pcap cargo test --release -p shard
     /// packet_stage_throughput -- --ignored --nocapture`
     #[test]
     #[ignore = "benchmark: needs TRUSTMAP_BENCH_PCAP"]
     fn packet_stage_throughput() {
-        let Some(path) = std::env::var_os("TRUSTMAP_BENCH_PCAP") else {
-            eprintln!("set TRUSTMAP_BENCH_PCAP");
-            return;
-        };
+        let path = std::env::var_os("TRUSTMAP_BENCH_PCAP")
+            .unwrap_or_else(|| panic!("set TRUSTMAP_BENCH_PCAP to the capture to measure"));
         let workers: Vec<usize> = std::env::var("TRUSTMAP_BENCH_WORKERS")
             .ok()
             .map(|s| s.split(',').filter_map(|w| w.parse().ok()).collect())

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cert::{parse, sha256, CertInfo};
+use analyzer::cert::{parse, sha256, CertInfo};
 
 /// NSS root store (Mozilla), byte-identical copy; see `data/trust/certdata.txt.SOURCE`.
 pub const CERTDATA_TXT: &str = include_str!("../data/trust/certdata.txt");
@@ -443,22 +443,24 @@ fn utctime(v: &[u8]) -> Option<i64> {
     if d.len() != 12 || !d.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let n = |i: usize| -> Option<i64> { d.get(i..i + 2)?.parse().ok() };
-    let yy = n(0)?;
+    let n = |i: usize| -> Option<u32> { d.get(i..i + 2)?.parse().ok() };
+    let yy = i64::from(n(0)?);
     let year = if yy >= 50 { 1900 + yy } else { 2000 + yy };
-    Some(unix_from_ymdhms(year, n(2)?, n(4)?, n(6)?, n(8)?, n(10)?))
+    let hms = |i| n(i).map(i64::from);
+    Some(unix_from_ymdhms(
+        year,
+        n(2)?,
+        n(4)?,
+        hms(6)?,
+        hms(8)?,
+        hms(10)?,
+    ))
 }
 
-/// Civil date to Unix seconds (proleptic Gregorian, UTC); days-from-civil by H. Hinnant.
-pub fn unix_from_ymdhms(y: i64, m: i64, d: i64, hh: i64, mm: i64, ss: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + hh * 3600 + mm * 60 + ss
+/// Civil date and time to Unix seconds (UTC), on [`rules::time::unix_from_date`] (the one
+/// civil-date conversion in the workspace).
+pub fn unix_from_ymdhms(y: i64, m: u32, d: u32, hh: i64, mm: i64, ss: i64) -> i64 {
+    rules::time::unix_from_date(y, m, d) + hh * 3600 + mm * 60 + ss
 }
 
 #[cfg(test)]
@@ -555,7 +557,7 @@ mod tests {
     fn known_ca_is_not_anchor() {
         let der = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/x509/x509-generalizedtime.0.der"
+            "/../analyzer/tests/data/x509/x509-generalizedtime.0.der"
         ))
         .unwrap();
         let mut s = TrustStores::empty();
@@ -581,7 +583,7 @@ mod tests {
             .unwrap();
         let other = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/x509/x509-generalizedtime.0.der"
+            "/../analyzer/tests/data/x509/x509-generalizedtime.0.der"
         ))
         .unwrap();
         let pem = |der: &[u8]| {

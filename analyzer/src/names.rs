@@ -1,0 +1,73 @@
+//! Names for the numbers on the wire: protocol versions, cipher suites, alert descriptions. Used
+//! by every output (events, summaries, reports), so they live with the parser that reads the
+//! numbers.
+
+use std::borrow::Cow;
+
+/// "1.2"-style version name and the ECS `tls.version_protocol`.
+pub fn version_name(v: u16) -> (Cow<'static, str>, &'static str) {
+    let (name, proto): (&'static str, &'static str) = match v {
+        0x0002 => ("2.0", "ssl"),
+        0x0300 => ("3.0", "ssl"),
+        0x0301 => ("1.0", "tls"),
+        0x0302 => ("1.1", "tls"),
+        0x0303 => ("1.2", "tls"),
+        0x0304 => ("1.3", "tls"),
+        0x7f00..=0x7fff => return (format!("1.3-draft{}", v & 0xff).into(), "tls"),
+        0x7e01..=0x7e0f => ("1.3-experiment", "tls"),
+        0xfeff => ("1.0", "dtls"),
+        0xfefd => ("1.2", "dtls"),
+        0xfefc => ("1.3", "dtls"),
+        other => return (format!("unknown-0x{other:04x}").into(), "tls"),
+    };
+    (Cow::Borrowed(name), proto)
+}
+
+/// IANA cipher suite name, or the hex code when unknown.
+pub fn cipher_name(id: u16) -> Cow<'static, str> {
+    match tls_parser::TlsCipherSuite::from_id(id) {
+        Some(cs) => Cow::Borrowed(cs.name),
+        None => format!("0x{id:04x}").into(),
+    }
+}
+
+/// TLS alert description names (RFC 8446 §6 plus the older ones).
+pub fn alert_name(code: u8) -> &'static str {
+    match code {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        21 => "decryption_failed",
+        22 => "record_overflow",
+        30 => "decompression_failure",
+        40 => "handshake_failure",
+        41 => "no_certificate",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        60 => "export_restriction",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        100 => "no_renegotiation",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        111 => "certificate_unobtainable",
+        112 => "unrecognized_name",
+        113 => "bad_certificate_status_response",
+        114 => "bad_certificate_hash_value",
+        115 => "unknown_psk_identity",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        _ => "unknown",
+    }
+}
