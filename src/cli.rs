@@ -309,7 +309,7 @@ struct Prepared {
     engine: capture::EngineConfig,
     enricher: Enricher,
     sink: EventSink,
-    inventory: pipeline::InventoryWriter,
+    inventory: inventory::InventoryWriter,
 }
 
 fn prepare(c: &CommonArgs) -> Result<Prepared, Fail> {
@@ -326,10 +326,10 @@ fn prepare(c: &CommonArgs) -> Result<Prepared, Fail> {
         suppress_secs: c.suppress.max(0),
         ..EnrichConfig::default()
     };
-    ecfg.policy.expiring_within_secs = c.expiring_days.saturating_mul(86_400);
+    ecfg.policy.expiring_within_secs = c.expiring_days.saturating_mul(rules::time::SECS_PER_DAY);
     let enricher = Enricher::new(stores, rules, ecfg);
     let inv = Inventory::open(&c.db).map_err(|e| runtime(format!("inventory {}: {e}", c.db)))?;
-    let inventory = pipeline::InventoryWriter::spawn(inv).map_err(runtime)?;
+    let inventory = inventory::InventoryWriter::spawn(inv).map_err(runtime)?;
     let out =
         open_events(&c.events).map_err(|e| runtime(format!("cannot open events output: {e}")))?;
     Ok(Prepared {

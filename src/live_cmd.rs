@@ -7,7 +7,6 @@
 //! reported, never hidden). Every `--stats-interval` a `trustmap.stats` event reports packets,
 //! kernel and interface drops, flows and engine counters.
 
-use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -19,13 +18,12 @@ use serde_json::{json, Value};
 use enrich::Enricher;
 use sinks::EventSink;
 
-use crate::pipeline::{self, InventoryWriter, RunSummary, Stages};
+use inventory::InventoryWriter;
+
+use crate::pipeline::{self, RunSummary, Stages};
 
 /// Outputs in flight between the capture workers and the stage thread.
 const CHANNEL: usize = 16_384;
-/// Certificates remembered for the once-per-certificate `trustmap.x509` event (then forgotten
-/// and reported again: a long-running sensor re-announces certificates rather than grow).
-const MAX_SEEN_CERTS: usize = 1_000_000;
 
 enum Msg {
     Output(Output),
@@ -109,40 +107,27 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
             };
             let mut err = None;
             // Each worker parses certificates with its own cache: report each one once.
-            let mut seen: HashSet<[u8; 32]> = HashSet::new();
+            let mut seen = shard::SeenCerts::default();
             for m in rx {
                 if err.is_some() {
                     continue; // keep draining so workers never block on a dead stage
                 }
                 let r = match m {
-                    Msg::Output(Output::NewCert(ci, _)) if seen.contains(&ci.sha256) => Ok(()),
-                    Msg::Output(o) => {
-                        if let Output::NewCert(ci, _) = &o {
-                            if seen.len() >= MAX_SEEN_CERTS {
-                                seen.clear();
-                            }
-                            seen.insert(ci.sha256);
-                        }
-                        stages.handle(o, &mut sum)
+                    Msg::Output(Output::NewCert(ci, _)) if !seen.first_sighting(&ci.sha256) => {
+                        Ok(())
                     }
+                    Msg::Output(o) => stages.handle(o, &mut sum),
                     Msg::Stats(v) => stages.sink.emit(&v),
                 };
                 if let Err(e) = r {
                     err = Some(e);
                 }
             }
-            let ev = stages.sink.finish();
-            let inv = match stages.inventory.as_deref_mut() {
-                Some(i) => i.finish(),
-                None => Ok(()),
-            };
+            let done = stages.finish(&mut sum);
             if let Some(e) = err {
                 return Err(e);
             }
-            ev?;
-            inv?;
-            sum.enrich = stages.enricher.stats.clone();
-            sum.events = stages.sink.events();
+            done?;
             Ok(sum)
         })
         .map_err(|e| format!("stage thread: {e}"))?;

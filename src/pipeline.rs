@@ -1,12 +1,13 @@
 //! Offline pipeline: sources -> capture engine -> analyzer -> events.
 
+use analyzer::flow::AnalyzerStats;
 use analyzer::Output;
 use capture::Stats;
 
 use enrich::{EnrichStats, Enricher};
-use inventory::{Inventory, Observation};
+use inventory::{InventoryWriter, RecordStats};
 use shard::PacketOptions;
-use sinks::{events, BatchThread, EventSink};
+use sinks::{events, EventSink};
 
 /// Counters for the end-of-run summary.
 #[derive(Debug, Default)]
@@ -22,37 +23,15 @@ pub struct RunSummary {
     pub cert_parse_errors: u64,
     pub events: u64,
     pub instrumentation: String,
+    /// The analyzer's counters: protocols found and anomalies.
+    pub analyzer: AnalyzerStats,
     pub enrich: EnrichStats,
+    /// The inventory writer's counters (absent with no inventory).
+    pub inventory: Option<RecordStats>,
 }
 
 /// Analyzer outputs in flight between the packet stage and the enrichment stage.
 const OUTPUTS_IN_FLIGHT: usize = 4096;
-/// Records inventory observations on a thread of its own (SQLite work overlaps with analysis).
-pub struct InventoryWriter(BatchThread<Observation>);
-
-impl InventoryWriter {
-    pub fn spawn(inv: Inventory) -> Result<Self, String> {
-        fn ierr(e: inventory::InventoryError) -> String {
-            format!("inventory: {e}")
-        }
-        Ok(InventoryWriter(BatchThread::spawn(
-            "inventory writer",
-            inv,
-            |inv, o: Observation| inv.record(&o).map_err(ierr),
-            |inv| inv.flush().map_err(ierr),
-        )?))
-    }
-
-    pub fn record(&mut self, o: Observation) -> Result<(), String> {
-        self.0.push(o)
-    }
-
-    /// Records what is left, flushes and stops the thread.
-    pub fn finish(&mut self) -> Result<(), String> {
-        self.0.finish()
-    }
-}
-
 /// The stages after the packet stage: enrichment, events, inventory.
 pub struct Stages<'a> {
     pub enricher: &'a mut Enricher,
@@ -61,6 +40,18 @@ pub struct Stages<'a> {
 }
 
 impl Stages<'_> {
+    /// Flushes the event output and stops the inventory writer (both, even when one fails),
+    /// and puts their counters and the enrichment's into `sum`.
+    pub fn finish(&mut self, sum: &mut RunSummary) -> Result<(), String> {
+        let events = self.sink.finish();
+        let inventory = self.inventory.as_deref_mut().map(InventoryWriter::finish);
+        sum.enrich = self.enricher.stats.clone();
+        sum.events = self.sink.events();
+        events?;
+        sum.inventory = inventory.transpose()?;
+        Ok(())
+    }
+
     /// Turns one analyzer output into events and an inventory observation.
     pub fn handle(&mut self, o: Output, sum: &mut RunSummary) -> Result<(), String> {
         match o {
@@ -142,16 +133,10 @@ pub fn analyze(opts: &PacketOptions, stages: &mut Stages<'_>) -> Result<RunSumma
     };
     // Finish the event output and the inventory even when the packet stage failed, so what was
     // seen is kept.
-    let events_done = stages.sink.finish();
-    let inv_done = match stages.inventory.as_deref_mut() {
-        Some(inv) => inv.finish(),
-        None => Ok(()),
-    };
+    let done = stages.finish(&mut sum);
     let ps = ps?;
-    events_done?;
-    inv_done?;
-    sum.enrich = stages.enricher.stats.clone();
-    sum.events = stages.sink.events();
+    done?;
+    sum.analyzer = ps.analyzer.clone();
     sum.instrumentation = ps.instrumentation_text();
     sum.capture = ps.capture;
     sum.files = ps.files;
@@ -186,19 +171,31 @@ pub fn summary_text(s: &RunSummary) -> String {
     );
     let _ = writeln!(
         t,
-        "  reassembly: out-of-order segs {}, retransmitted bytes {}, overlap conflicts {}, gaps {}, buffer-cap drops {}, depth reached {}, mid-stream pickups {}",
+        "  reassembly: out-of-order segs {}, retransmitted bytes {}, overlap conflicts {}, gaps {}, out-of-window segs {}, buffer-cap drops {}, depth reached {}, mid-stream pickups {}",
         c.tcp_out_of_order_segments,
         c.tcp_retransmitted_bytes,
         c.tcp_overlap_conflicts,
         c.tcp_gaps,
+        c.tcp_out_of_window,
         c.tcp_buffer_cap_drops,
         c.tcp_depth_reached,
         c.tcp_midstream_pickups
     );
     let _ = writeln!(
         t,
-        "  ip fragments {}, reassembled {}",
-        c.ip_fragments, c.ip_reassembled
+        "  ip fragments {}, reassembled {}, overlap conflicts {}; other packets {} (ARP, ICMP, ...)",
+        c.ip_fragments, c.ip_reassembled, c.ip_fragment_overlaps, c.other_packets
+    );
+    let a = &s.analyzer;
+    let _ = writeln!(
+        t,
+        "  protocols: tls flows {} (starttls {}, sslv2 {}, mid-stream {}), dtls flows {}, stun datagrams {}, not tls {}",
+        a.tls_flows, a.starttls_flows, a.sslv2_flows, a.midstream, a.dtls_flows, a.stun_datagrams, a.not_tls
+    );
+    let _ = writeln!(
+        t,
+        "  protocol anomalies: record-layer errors {}, malformed messages {}, stream gaps {}, dtls errors {}",
+        a.deframe_errors, a.malformed_messages, a.gaps, a.dtls_errors
     );
     if c.decode_problems.is_empty() {
         let _ = writeln!(t, "  decode problems: none");
@@ -216,6 +213,13 @@ pub fn summary_text(s: &RunSummary) -> String {
         "  chains built {} (cache hits {}), anchored {}, findings {} (suppressed repeats {})",
         e.chains_built, e.chain_cache_hits, e.anchored, e.findings, e.findings_suppressed
     );
+    if let Some(i) = &s.inventory {
+        let _ = writeln!(
+            t,
+            "  inventory: observations {}, flushes {}, chainless attributed to an earlier chain {}, unattributed {}, truncated {}",
+            i.observations, i.flushes, i.inferred, i.unattributed, i.truncated
+        );
+    }
     t.push_str(&s.instrumentation);
     for f in &s.truncated_files {
         let _ = writeln!(t, "  input ended early: {f}");

@@ -19,8 +19,8 @@ use analyzer::{Analyzer, AnalyzerConfig, CertInfo, Output};
 use capture::{Engine, EngineConfig};
 use rules::time::parse_rfc3339;
 use rules::{
-    AnchorFacts, CertFacts, DistrustPolicy, HandshakeFacts, Outcome, Program, RemovalFinding,
-    RuleSet, CODE_FAILURE, CODE_PENDING, CODE_RESIDUAL_USE, CODE_STALE_TRUST,
+    DistrustPolicy, Outcome, Program, RemovalFinding, RuleSet, CODE_FAILURE, CODE_PENDING,
+    CODE_RESIDUAL_USE, CODE_STALE_TRUST,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -122,10 +122,11 @@ fn corpus() -> &'static [Seen] {
     })
 }
 
-/// `ca_removal.*` findings for one presented chain at `at`, the way the binary should build the
-/// facts: the chain with the leaf first (then the other presented certificates, wire order), and
-/// as anchors every CA the chain reaches above the leaf (`ChainResult::reached_cas`: roots the
-/// server did not send, store-supplied intermediates, cross-signed anchors, the claimed path).
+/// `ca_removal.*` findings for one presented chain at `at`, with the facts the binary builds
+/// (`enrich::RemovalFacts`): the chain with the leaf first (then the other presented
+/// certificates, wire order), and as anchors every CA the chain reaches above the leaf
+/// (`ChainResult::reached_cas`: roots the server did not send, store-supplied intermediates,
+/// cross-signed anchors, the claimed path).
 fn evaluate(
     set: &RuleSet,
     presented: &[Arc<CertInfo>],
@@ -133,55 +134,10 @@ fn evaluate(
     outcome: Outcome,
 ) -> Vec<RemovalFinding> {
     let r = build(presented, stores(), at);
-    let Some(leaf) = r.leaf.clone() else {
+    if r.leaf.is_none() {
         return Vec::new();
-    };
-    struct Owned {
-        sha: String,
-        spki: String,
-        subject: String,
-        not_before: Option<i64>,
-        sct: Option<i64>,
-        is_ca: bool,
     }
-    let own = |c: &CertInfo| Owned {
-        sha: hexs(&c.sha256),
-        spki: c.spki_sha256.clone(),
-        subject: c.subject.clone(),
-        not_before: c.parse_error.is_none().then_some(c.not_before),
-        sct: rules::earliest_sct_secs(&c.sct_timestamps),
-        is_ca: c.is_ca,
-    };
-    let chain: Vec<Owned> = std::iter::once(&leaf)
-        .chain(presented.iter().filter(|c| c.sha256 != leaf.sha256))
-        .map(|c| own(c))
-        .collect();
-    let reached: Vec<Owned> = r.reached_cas().into_iter().map(|c| own(c)).collect();
-    let chain_facts: Vec<CertFacts<'_>> = chain
-        .iter()
-        .map(|o| CertFacts {
-            sha256: &o.sha,
-            spki_sha256: &o.spki,
-            subject: &o.subject,
-            not_before: o.not_before,
-            earliest_sct: o.sct,
-            is_ca: o.is_ca,
-        })
-        .collect();
-    let anchor_facts: Vec<AnchorFacts<'_>> = reached
-        .iter()
-        .map(|o| AnchorFacts {
-            sha256: &o.sha,
-            spki_sha256: &o.spki,
-            subject: &o.subject,
-        })
-        .collect();
-    set.evaluate(&HandshakeFacts {
-        at,
-        chain: &chain_facts,
-        anchors: &anchor_facts,
-        outcome,
-    })
+    enrich::RemovalFacts::of(&r, presented).evaluate(set, at, outcome)
 }
 
 /// (code, rule id) pairs.

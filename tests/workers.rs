@@ -73,6 +73,16 @@ fn whole_corpus_in_one_run_is_identical_for_1_to_4_workers() {
     let (_, one) = run(1, &files, false);
     let (_, three) = run(3, &files, false);
     assert_eq!(same_counters(&three), same_counters(&one));
+    // The analyzer's counters reach the summary, summed over workers: the corpus holds 2 SSLv2
+    // flows, 10 DTLS flows, one malformed handshake message and 3 record-layer errors.
+    for want in [
+        "sslv2 2,",
+        "dtls flows 10,",
+        "record-layer errors 3,",
+        "malformed messages 1,",
+    ] {
+        assert!(three.contains(want), "{want:?} missing:\n{three}");
+    }
     // The order of the inputs changes the clock's history: reversed, still identical.
     files.reverse();
     check_all_n("all pcaps reversed", &files);

@@ -65,6 +65,24 @@ pub struct AnalyzerStats {
     pub midstream: u64,
 }
 
+impl AnalyzerStats {
+    /// Adds another worker's counters into this one.
+    pub fn merge(&mut self, o: &AnalyzerStats) {
+        self.tls_flows += o.tls_flows;
+        self.dtls_flows += o.dtls_flows;
+        self.starttls_flows += o.starttls_flows;
+        self.sslv2_flows += o.sslv2_flows;
+        self.handshakes += o.handshakes;
+        self.deframe_errors += o.deframe_errors;
+        self.malformed_messages += o.malformed_messages;
+        self.not_tls += o.not_tls;
+        self.gaps += o.gaps;
+        self.dtls_errors += o.dtls_errors;
+        self.stun_datagrams += o.stun_datagrams;
+        self.midstream += o.midstream;
+    }
+}
+
 /// The TLS analyzer. Implements [`capture::App`].
 #[derive(Debug, Default)]
 pub struct Analyzer {

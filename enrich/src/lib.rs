@@ -106,17 +106,84 @@ impl OwnedFacts {
     }
 }
 
+/// A chain as the removal rules read it: what [`RuleSet::evaluate`] needs, owned, so it is made
+/// once per cached chain. The one place that turns a built chain into rule facts (the distrust
+/// history tests use it too).
+pub struct RemovalFacts {
+    /// The presented certificates: the leaf first, then the rest in wire order.
+    chain: Vec<OwnedFacts>,
+    /// The CAs the chain depends on that were not presented.
+    anchors: Vec<OwnedFacts>,
+}
+
+impl RemovalFacts {
+    /// The facts of chain `r`, built from the `presented` certificates.
+    pub fn of(r: &ChainResult, presented: &[Arc<CertInfo>]) -> Self {
+        // The leaf first (grandfathering reads chain[0]; servers may send out of order), then the
+        // rest in wire order.
+        let leaf = r.leaf.as_ref().map(|l| l.sha256);
+        let chain = r
+            .leaf
+            .iter()
+            .chain(presented.iter().filter(|c| Some(c.sha256) != leaf))
+            .map(|c| OwnedFacts::of(c))
+            .collect();
+        // The CAs the chain depends on (preferred path, anchored paths, a claimed path), not
+        // known-CA cross-sign detours that no client would take, and not already in the chain.
+        let anchors = r
+            .reached_cas()
+            .into_iter()
+            .filter(|c| Some(c.sha256) != leaf && !presented.iter().any(|p| p.sha256 == c.sha256))
+            .map(|c| OwnedFacts::of(c))
+            .collect();
+        RemovalFacts { chain, anchors }
+    }
+
+    /// The removal findings of `rules` for a handshake at `at` with `outcome`.
+    pub fn evaluate(
+        &self,
+        rules: &RuleSet,
+        at: i64,
+        outcome: rules::Outcome,
+    ) -> Vec<RemovalFinding> {
+        let chain: Vec<CertFacts<'_>> = self
+            .chain
+            .iter()
+            .map(|o| CertFacts {
+                sha256: &o.sha,
+                spki_sha256: &o.spki,
+                subject: &o.subject,
+                not_before: o.not_before,
+                earliest_sct: o.sct,
+                is_ca: o.is_ca,
+            })
+            .collect();
+        let anchors: Vec<AnchorFacts<'_>> = self
+            .anchors
+            .iter()
+            .map(|o| AnchorFacts {
+                sha256: &o.sha,
+                spki_sha256: &o.spki,
+                subject: &o.subject,
+            })
+            .collect();
+        rules.evaluate(&HandshakeFacts {
+            at,
+            chain: &chain,
+            anchors: &anchors,
+            outcome,
+        })
+    }
+}
+
 /// A built chain and what every handshake presenting it needs from it, derived once per
 /// cached chain instead of once per handshake.
 pub struct BuiltChain {
     pub result: Arc<ChainResult>,
     /// [`Enricher::dependency_cas`] of the result.
     deps: Vec<CaRef>,
-    /// The presented certificates for the removal rules: the leaf first, then the rest in wire
-    /// order.
-    chain_facts: Vec<OwnedFacts>,
-    /// The CAs the chain depends on that were not presented.
-    anchor_facts: Vec<OwnedFacts>,
+    /// What the removal rules read of the chain.
+    facts: RemovalFacts,
     /// Lowercase hex SHA-256 of the first presented certificate.
     first_hex: Option<String>,
 }
@@ -277,27 +344,9 @@ impl Enricher {
 
     /// What handshakes presenting this chain need from its result (see [`BuiltChain`]).
     fn derive(&self, r: Arc<ChainResult>, presented: &[Arc<CertInfo>]) -> BuiltChain {
-        // The leaf first (grandfathering reads chain[0]; servers may send out of order), then the
-        // rest in wire order.
-        let leaf = r.leaf.as_ref().map(|l| l.sha256);
-        let chain_facts: Vec<OwnedFacts> = r
-            .leaf
-            .iter()
-            .chain(presented.iter().filter(|c| Some(c.sha256) != leaf))
-            .map(|c| OwnedFacts::of(c))
-            .collect();
-        // The CAs the chain depends on (preferred path, anchored paths, a claimed path), not
-        // known-CA cross-sign detours that no client would take, and not already in the chain.
-        let anchor_facts: Vec<OwnedFacts> = r
-            .reached_cas()
-            .into_iter()
-            .filter(|c| Some(c.sha256) != leaf && !presented.iter().any(|p| p.sha256 == c.sha256))
-            .map(|c| OwnedFacts::of(c))
-            .collect();
         BuiltChain {
             deps: self.dependency_cas(&r),
-            chain_facts,
-            anchor_facts,
+            facts: RemovalFacts::of(&r, presented),
             first_hex: presented.first().map(|l| hex32(&l.sha256)),
             result: r,
         }
@@ -532,33 +581,7 @@ impl Enricher {
         instant: i64,
         outcome: rules::Outcome,
     ) -> Vec<RemovalFinding> {
-        let chain_facts: Vec<CertFacts<'_>> = b
-            .chain_facts
-            .iter()
-            .map(|o| CertFacts {
-                sha256: &o.sha,
-                spki_sha256: &o.spki,
-                subject: &o.subject,
-                not_before: o.not_before,
-                earliest_sct: o.sct,
-                is_ca: o.is_ca,
-            })
-            .collect();
-        let anchor_facts: Vec<AnchorFacts<'_>> = b
-            .anchor_facts
-            .iter()
-            .map(|o| AnchorFacts {
-                sha256: &o.sha,
-                spki_sha256: &o.spki,
-                subject: &o.subject,
-            })
-            .collect();
-        self.rules.evaluate(&HandshakeFacts {
-            at: instant,
-            chain: &chain_facts,
-            anchors: &anchor_facts,
-            outcome,
-        })
+        b.facts.evaluate(&self.rules, instant, outcome)
     }
 }
 

@@ -24,6 +24,7 @@
 mod query;
 mod removal;
 mod render;
+pub mod writer;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -43,6 +44,7 @@ pub use removal::{
 pub use render::{
     clean, render_csv, render_json, render_removal_json, render_removal_table, render_table,
 };
+pub use writer::InventoryWriter;
 
 /// Records aggregated in memory before one write transaction.
 pub const FLUSH_EVERY: usize = 50_000;
@@ -395,7 +397,7 @@ fn ts_i64(ns: u64) -> i64 {
 
 /// Unix day of a capture time in ns.
 fn day_of(ns: i64) -> i64 {
-    ns.div_euclid(86_400 * 1_000_000_000)
+    ns.div_euclid(rules::time::SECS_PER_DAY * 1_000_000_000)
 }
 
 /// Cuts a network string at [`MAX_STRING`] bytes (on a char boundary).

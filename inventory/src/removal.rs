@@ -9,9 +9,7 @@ use super::query::{ip_order, load_ca_endpoints, load_cas, load_clients, load_end
 use super::{Counts, Result};
 use rules::time::rfc3339_s;
 
-/// Reminder offsets before `removed`, in days (DESIGN.md §1: announce at T-90, T-60, T-30, T-14).
-pub const REMINDER_DAYS: [i64; 4] = [90, 60, 30, 14];
-const DAY_S: i64 = 86_400;
+use rules::time::SECS_PER_DAY as DAY_S;
 
 /// What the inventory needs to know about one removal rule (mapped from `rules::Removal`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,26 +138,17 @@ fn day_str(day: i64) -> String {
     s.get(..10).unwrap_or(&s).to_string()
 }
 
-/// The transition plan: announcement, reminders at T-90/60/30/14 days, removal.
+/// The transition plan ([`rules::transition_plan`], the one copy of the rule), as status rows.
 pub fn plan(announced: Option<i64>, removed: i64, instant: i64) -> Vec<PlanStep> {
-    let mut v = Vec::new();
-    let mut push = |step: String, at: i64| {
-        v.push(PlanStep {
-            step,
-            at: rfc3339_s(at),
-            status: if at <= instant { "past" } else { "upcoming" },
-            at_s: at,
+    rules::transition_plan(announced, removed, instant)
+        .into_iter()
+        .map(|m| PlanStep {
+            step: m.label.to_string(),
+            at: rfc3339_s(m.at),
+            status: if m.past { "past" } else { "upcoming" },
+            at_s: m.at,
         })
-    };
-    if let Some(a) = announced {
-        push("announcement".into(), a);
-    }
-    for d in REMINDER_DAYS {
-        push(format!("T-{d}"), removed.saturating_sub(d * DAY_S));
-    }
-    push("removal".into(), removed);
-    v.sort_by_key(|s| s.at_s);
-    v
+        .collect()
 }
 
 fn componentwise_max(a: &mut Counts, b: &Counts) {

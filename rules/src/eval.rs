@@ -454,7 +454,8 @@ pub const REMINDER_DAYS: [(&str, i64); 4] =
 
 /// The transition plan of a removal: the announcement (if any), the T-90/60/30/14 reminders and
 /// the removal itself, each marked past or upcoming relative to `now`. Reminders that would fall
-/// before the announcement are left out: nobody can be reminded of an unannounced change.
+/// before the announcement are left out: nobody can be reminded of an unannounced change. The
+/// steps are in time order (an announcement after the removal date comes after it).
 pub fn transition_plan(announced: Option<i64>, removed: i64, now: i64) -> Vec<Milestone> {
     let mut v = Vec::with_capacity(6);
     if let Some(a) = announced {
@@ -480,6 +481,7 @@ pub fn transition_plan(announced: Option<i64>, removed: i64, now: i64) -> Vec<Mi
         at: removed,
         past: removed <= now,
     });
+    v.sort_by_key(|m| m.at);
     v
 }
 

@@ -14,10 +14,12 @@ mod parallel;
 
 use std::path::{Path, PathBuf};
 
+use analyzer::flow::AnalyzerStats;
 use analyzer::{Analyzer, AnalyzerConfig, Output};
 use capture::{Engine, EngineConfig, Stats};
 
 pub use instr::Instrumentation;
+pub use order::SeenCerts;
 
 use instr::Sampler;
 use order::Emitter;
@@ -36,6 +38,8 @@ pub struct PacketOptions {
 #[derive(Debug, Default)]
 pub struct PacketSummary {
     pub capture: Stats,
+    /// The analyzer's counters (protocols found, anomalies), summed over workers.
+    pub analyzer: AnalyzerStats,
     pub files: u64,
     pub truncated_files: Vec<String>,
     pub instr: Instrumentation,
@@ -137,6 +141,7 @@ fn serial(
     let (mut app, stats) = engine.finish();
     em.emit_sweep(&mut app.out)?;
     sum.capture = stats;
+    sum.analyzer = app.stats;
     em.instr.packet_ns.merge(&sampler.hist);
     sum.instr = em.instr;
     Ok(sum)

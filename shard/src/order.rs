@@ -55,14 +55,28 @@ pub fn canonical_sort(v: &mut [Output]) {
     v.sort_by(canonical_cmp);
 }
 
+/// Certificates already passed on, across workers: 32 bytes each, emptied at
+/// [`MAX_SEEN_CERTS`] (a certificate first seen before that may then be reported again, as it is
+/// by a worker whose certificate cache was emptied). Offline ([`Emitter`]) and live capture use
+/// this one set.
+#[derive(Debug, Default)]
+pub struct SeenCerts(HashSet<[u8; 32]>);
+
+impl SeenCerts {
+    /// True the first time `sha256` is offered (since the last reset).
+    pub fn first_sighting(&mut self, sha256: &[u8; 32]) -> bool {
+        if self.0.len() >= MAX_SEEN_CERTS && !self.0.contains(sha256) {
+            self.0.clear();
+        }
+        self.0.insert(*sha256)
+    }
+}
+
 /// Hands outputs, already in the final order, to the caller: drops repeated certificates and
 /// measures handshakes.
 pub struct Emitter<'a> {
     on_output: &'a mut dyn FnMut(Output) -> Result<(), String>,
-    /// Certificates already passed on: 32 bytes each, emptied at [`MAX_SEEN_CERTS`] (a
-    /// certificate first seen before that may then be reported again, as it is by a worker whose
-    /// certificate cache was emptied).
-    seen: HashSet<[u8; 32]>,
+    seen: SeenCerts,
     pub instr: Instrumentation,
 }
 
@@ -70,7 +84,7 @@ impl<'a> Emitter<'a> {
     pub fn new(on_output: &'a mut dyn FnMut(Output) -> Result<(), String>) -> Self {
         Emitter {
             on_output,
-            seen: HashSet::new(),
+            seen: SeenCerts::default(),
             instr: Instrumentation::default(),
         }
     }
@@ -79,10 +93,7 @@ impl<'a> Emitter<'a> {
     pub fn emit(&mut self, o: Output) -> Result<(), String> {
         match &o {
             Output::NewCert(ci, _) => {
-                if self.seen.len() >= MAX_SEEN_CERTS && !self.seen.contains(&ci.sha256) {
-                    self.seen.clear();
-                }
-                if !self.seen.insert(ci.sha256) {
+                if !self.seen.first_sighting(&ci.sha256) {
                     self.instr.duplicate_certs += 1;
                     return Ok(());
                 }

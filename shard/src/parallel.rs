@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 
+use analyzer::flow::AnalyzerStats;
 use analyzer::{Analyzer, AnalyzerConfig, Output};
 use capture::decode::{self, Decoded};
 use capture::defrag::{Defrag, FragResult, Reassembled};
@@ -349,6 +350,7 @@ enum Msg {
 struct WorkerEnd {
     outs: Vec<Output>,
     stats: Stats,
+    analyzer: AnalyzerStats,
     packet_ns: Hist,
 }
 
@@ -428,6 +430,7 @@ fn work(
     let _ = tx.send(Msg::Final(Box::new(WorkerEnd {
         outs: app.out,
         stats,
+        analyzer: app.stats,
         packet_ns: sampler.hist,
     })));
 }
@@ -533,6 +536,7 @@ pub fn run(
     let mut packet_ns = em.instr.packet_ns.clone();
     for mut w in finals {
         sum.capture.merge(&w.stats);
+        sum.analyzer.merge(&w.analyzer);
         packet_ns.merge(&w.packet_ns);
         last.append(&mut w.outs);
     }

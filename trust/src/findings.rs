@@ -16,7 +16,7 @@ pub const SEV_MEDIUM: u8 = 3;
 pub const SEV_HIGH: u8 = 4;
 
 /// Seconds per day (CA/B Forum: a day is 86,400 s; any excess counts as another day).
-const DAY: i64 = 86_400;
+use rules::time::SECS_PER_DAY as DAY;
 
 /// A CA named by a finding.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,8 @@
-//! A consumer on a thread of its own, fed in batches over a bounded channel: the event writer
-//! and the inventory writer both run on one, so their I/O overlaps with analysis and a slow one
-//! holds back the producer instead of growing memory.
+//! The inventory on a thread of its own, fed observations in batches over a bounded channel: the
+//! SQLite work overlaps with analysis, and a slow disk holds back the producer instead of growing
+//! memory.
+
+use crate::{Inventory, InventoryError, Observation, RecordStats};
 
 /// Items handed to a stage thread per channel message.
 const BATCH: usize = 64;
@@ -9,20 +11,20 @@ const BATCHES_IN_FLIGHT: usize = 64;
 
 /// A consumer on a thread of its own, fed in batches over a bounded channel. Its error (or panic)
 /// is returned by the next `push` after it stopped, or by `finish`.
-pub struct BatchThread<T: Send + 'static> {
+struct BatchThread<T: Send + 'static, R: Send + 'static> {
     name: &'static str,
     tx: Option<crossbeam_channel::Sender<Vec<T>>>,
     batch: Vec<T>,
-    handle: Option<std::thread::JoinHandle<Result<(), String>>>,
+    handle: Option<std::thread::JoinHandle<Result<R, String>>>,
 }
 
-impl<T: Send + 'static> BatchThread<T> {
+impl<T: Send + 'static, R: Send + 'static> BatchThread<T, R> {
     /// Moves `state` to a new thread called `name`, runs `consume` on every item, then `end`.
-    pub fn spawn<S: Send + 'static>(
+    fn spawn<S: Send + 'static>(
         name: &'static str,
         mut state: S,
         consume: fn(&mut S, T) -> Result<(), String>,
-        end: fn(&mut S) -> Result<(), String>,
+        end: fn(&mut S) -> Result<R, String>,
     ) -> Result<Self, String> {
         let (tx, rx) = crossbeam_channel::bounded::<Vec<T>>(BATCHES_IN_FLIGHT);
         let handle = std::thread::Builder::new()
@@ -45,16 +47,16 @@ impl<T: Send + 'static> BatchThread<T> {
     }
 
     /// Stops the thread and returns how it ended.
-    fn join(&mut self) -> Result<(), String> {
+    fn join(&mut self) -> Result<R, String> {
         self.tx = None;
         match self.handle.take().map(|h| h.join()) {
-            None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(e))) => Err(e),
+            None => Err(format!("{} already stopped", self.name)),
+            Some(Ok(r)) => r,
             Some(Err(_)) => Err(format!("{} panicked", self.name)),
         }
     }
 
-    pub fn push(&mut self, item: T) -> Result<(), String> {
+    fn push(&mut self, item: T) -> Result<(), String> {
         let Some(tx) = &self.tx else {
             return Err(format!("{} stopped", self.name));
         };
@@ -72,10 +74,36 @@ impl<T: Send + 'static> BatchThread<T> {
     }
 
     /// Hands over what is left and waits for the thread to end.
-    pub fn finish(&mut self) -> Result<(), String> {
+    fn finish(&mut self) -> Result<R, String> {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(std::mem::take(&mut self.batch));
         }
         self.join()
+    }
+}
+
+/// Records inventory observations on a thread of its own.
+pub struct InventoryWriter(BatchThread<Observation, RecordStats>);
+
+impl InventoryWriter {
+    pub fn spawn(inv: Inventory) -> Result<Self, String> {
+        fn ierr(e: InventoryError) -> String {
+            format!("inventory: {e}")
+        }
+        Ok(InventoryWriter(BatchThread::spawn(
+            "inventory writer",
+            inv,
+            |inv, o: Observation| inv.record(&o).map_err(ierr),
+            |inv| inv.flush().map(|()| inv.stats()).map_err(ierr),
+        )?))
+    }
+
+    pub fn record(&mut self, o: Observation) -> Result<(), String> {
+        self.0.push(o)
+    }
+
+    /// Records what is left, flushes, stops the thread and returns the recording counters.
+    pub fn finish(&mut self) -> Result<RecordStats, String> {
+        self.0.finish()
     }
 }
