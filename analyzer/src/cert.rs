@@ -30,8 +30,9 @@ pub struct CertInfo {
     pub public_key_curve: Option<String>,
     /// e.g. "sha256WithRSAEncryption", or the OID.
     pub signature_algorithm: String,
-    /// SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex.
-    pub spki_sha256: String,
+    /// SHA-256 of the DER SubjectPublicKeyInfo (`None` when the certificate did not parse that
+    /// far).
+    pub spki_sha256: Option<[u8; 32]>,
     /// Lowercase hex.
     pub ski: Option<String>,
     pub aki: Option<String>,
@@ -170,7 +171,7 @@ pub fn parse(der: &[u8], sha256: [u8; 32]) -> CertInfo {
     info.self_issued = info.subject_der == info.issuer_der;
 
     let spki = &tbs.subject_pki;
-    info.spki_sha256 = hex::encode(self::sha256(spki.raw));
+    info.spki_sha256 = Some(self::sha256(spki.raw));
     let alg = &spki.algorithm.algorithm;
     info.public_key_algorithm = key_alg_name(&alg.to_id_string());
     match spki.parsed() {

@@ -74,19 +74,10 @@ pub struct Enriched {
     pub instant: i64,
 }
 
-/// Lowercase hex of a SHA-256 (`hex::encode` collects chars one by one: a tenth of this stage),
-/// encoded into a stack buffer as `events::Hex32` does.
-pub fn hex32(b: &[u8; 32]) -> String {
-    let mut buf = [0u8; 64];
-    // The buffer is exactly twice the input: encode_to_slice cannot fail here.
-    let _ = hex::encode_to_slice(b, &mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
-}
-
 /// One certificate as the removal rules read it (hex and texts made once per cached chain).
 struct OwnedFacts {
-    sha: String,
-    spki: String,
+    sha: [u8; 32],
+    spki: Option<[u8; 32]>,
     subject: String,
     not_before: Option<i64>,
     sct: Option<i64>,
@@ -96,8 +87,8 @@ struct OwnedFacts {
 impl OwnedFacts {
     fn of(c: &CertInfo) -> Self {
         OwnedFacts {
-            sha: hex32(&c.sha256),
-            spki: c.spki_sha256.clone(),
+            sha: c.sha256,
+            spki: c.spki_sha256,
             subject: c.subject.clone(),
             not_before: c.parse_error.is_none().then_some(c.not_before),
             sct: rules::earliest_sct_secs(&c.sct_timestamps),
@@ -151,7 +142,7 @@ impl RemovalFacts {
             .iter()
             .map(|o| CertFacts {
                 sha256: &o.sha,
-                spki_sha256: &o.spki,
+                spki_sha256: o.spki.as_ref(),
                 subject: &o.subject,
                 not_before: o.not_before,
                 earliest_sct: o.sct,
@@ -163,7 +154,7 @@ impl RemovalFacts {
             .iter()
             .map(|o| AnchorFacts {
                 sha256: &o.sha,
-                spki_sha256: &o.spki,
+                spki_sha256: o.spki.as_ref(),
                 subject: &o.subject,
             })
             .collect();
@@ -184,8 +175,8 @@ pub struct BuiltChain {
     deps: Vec<CaRef>,
     /// What the removal rules read of the chain.
     facts: RemovalFacts,
-    /// Lowercase hex SHA-256 of the first presented certificate.
-    first_hex: Option<String>,
+    /// SHA-256 of the first presented certificate.
+    first: Option<[u8; 32]>,
 }
 
 struct CachedChain {
@@ -347,7 +338,7 @@ impl Enricher {
         BuiltChain {
             deps: self.dependency_cas(&r),
             facts: RemovalFacts::of(&r, presented),
-            first_hex: presented.first().map(|l| hex32(&l.sha256)),
+            first: presented.first().map(|l| l.sha256),
             result: r,
         }
     }
@@ -357,7 +348,7 @@ impl Enricher {
     fn dependency_cas(&self, r: &ChainResult) -> Vec<CaRef> {
         let mut out: Vec<CaRef> = Vec::new();
         let add = |c: &CertInfo, out: &mut Vec<CaRef>| {
-            let sha = hex32(&c.sha256);
+            let sha = c.sha256;
             if out.iter().any(|x| x.sha256 == sha) {
                 return;
             }
@@ -368,7 +359,7 @@ impl Enricher {
                 .unwrap_or_default();
             let removals = self
                 .rules
-                .removals_for_ca(&sha, &c.spki_sha256, &c.subject)
+                .removals_for_ca(&sha, c.spki_sha256.as_ref(), &c.subject)
                 .into_iter()
                 .map(str::to_string)
                 .collect();
@@ -466,13 +457,13 @@ impl Enricher {
             // Policy findings.
             let policy = findings::evaluate(r, &presented, sni, instant, &self.cfg.policy);
             for f in policy {
-                let ca = f.ca.as_ref().map(|c| (hex32(&c.sha256), c.subject.clone()));
+                let ca = f.ca.as_ref().map(|c| (c.sha256, c.subject.clone()));
                 let ident = (
                     f.code,
                     "",
                     h.server,
                     f.cert_sha256,
-                    ca.as_ref().map(|c| c.0.clone()),
+                    ca.as_ref().map(|c| c.0),
                     None::<IpAddr>,
                 );
                 if !self.admit(&ident, ts) {
@@ -484,7 +475,7 @@ impl Enricher {
                     code: f.code,
                     message: f.message,
                     ca: ca.map(|(sha, subject)| (sha, Some(subject))),
-                    cert_sha256: Some(hex32(&f.cert_sha256)),
+                    cert_sha256: Some(f.cert_sha256),
                     ..Finding::default()
                 });
             }
@@ -501,8 +492,8 @@ impl Enricher {
                     f.code,
                     f.rule_id.clone(),
                     h.server,
-                    f.cert_sha256.clone(),
-                    f.ca_sha256.clone(),
+                    f.cert_sha256,
+                    f.ca_sha256,
                     client_side.then_some(h.client.0),
                 );
                 if !self.admit(&ident, ts) {
@@ -530,8 +521,8 @@ impl Enricher {
                     f.code,
                     f.rule_id.clone(),
                     h.client.0,
-                    f.cert_sha256.clone(),
-                    f.ca_sha256.clone(),
+                    f.cert_sha256,
+                    f.ca_sha256,
                     "client-cert",
                 );
                 if !self.admit(&ident, ts) {
@@ -569,7 +560,7 @@ impl Enricher {
             resumed: h.resumed,
             outcome: inv_outcome,
             cas,
-            leaf_sha256: built_chain.as_ref().and_then(|b| b.first_hex.clone()),
+            leaf_sha256: built_chain.as_ref().and_then(|b| b.first),
             client_auth_ca_names,
         });
         out

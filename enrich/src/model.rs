@@ -35,9 +35,9 @@ pub struct Finding {
     /// The deciding entry's removal instant (Unix s).
     pub removed: Option<i64>,
     /// The CA: SHA-256 and subject (`null` when unknown).
-    pub ca: Option<(String, Option<String>)>,
+    pub ca: Option<([u8; 32], Option<String>)>,
     /// The certificate the finding is about.
-    pub cert_sha256: Option<String>,
+    pub cert_sha256: Option<[u8; 32]>,
     pub evidence: Option<&'static str>,
     pub alert: Option<u8>,
     /// Root program of the deciding built-in entry.
@@ -84,8 +84,8 @@ impl Role {
 /// One CA certificate of a presented chain, or the anchor it reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaRef {
-    /// Lowercase hex SHA-256 of the DER.
-    pub sha256: String,
+    /// SHA-256 of the DER.
+    pub sha256: [u8; 32],
     pub subject: String,
     pub role: Role,
     /// Trust stores that hold it ("mozilla", "chrome", ...).
@@ -111,7 +111,7 @@ pub struct Observation {
     pub outcome: Outcome,
     /// Every CA certificate in the presented chain or reached as anchor.
     pub cas: Vec<CaRef>,
-    pub leaf_sha256: Option<String>,
+    pub leaf_sha256: Option<[u8; 32]>,
     /// Subject DNs from a CertificateRequest (for `client_auth_trusted_by`).
     pub client_auth_ca_names: Vec<String>,
 }

@@ -594,12 +594,8 @@ impl Inventory {
         if direct {
             let mut chain: Vec<CaId> = Vec::new();
             for c in o.cas.iter().take(MAX_CAS_PER_CHAIN) {
-                let id = if c.sha256.bytes().any(|b| b.is_ascii_uppercase()) {
-                    self.ca_ids
-                        .id(cap_slice(&c.sha256.to_ascii_lowercase(), &mut truncated))
-                } else {
-                    self.ca_ids.id(cap_slice(&c.sha256, &mut truncated))
-                };
+                // The database keeps SHA-256s as lowercase hex text.
+                let id = self.ca_ids.id(&rules::digest::to_hex(&c.sha256));
                 let ca = self.pending.ca.entry(id).or_default();
                 if ca.subject.is_empty() {
                     ca.subject = cap_str(&c.subject, &mut truncated);
@@ -1168,7 +1164,7 @@ impl Inventory {
         for r in &matching {
             for sel in &r.cas {
                 if let Some(h) = &sel.sha256 {
-                    shas.insert(h.to_ascii_lowercase());
+                    shas.insert(rules::digest::to_hex(h));
                 }
                 if let Some(s) = &sel.subject {
                     subjects.insert(rules::removal::normalize_dn(s));

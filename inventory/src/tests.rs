@@ -18,9 +18,19 @@ fn tmp(name: &str) -> PathBuf {
     dir
 }
 
+/// A test digest from a short hex pattern ("aa11" -> "aa11aa11...", 64 digits): the inventory
+/// stores and prints the 64-digit hex.
+fn hex64(short: &str) -> String {
+    short.repeat(64 / short.len().max(1))
+}
+
+fn digest(short: &str) -> [u8; 32] {
+    rules::digest::parse_hex(&hex64(short)).expect("test digest")
+}
+
 fn ca(sha: &str, subject: &str, role: Role) -> CaRef {
     CaRef {
-        sha256: sha.into(),
+        sha256: digest(sha),
         subject: subject.into(),
         role,
         stores: vec!["mozilla".into()],
@@ -53,7 +63,9 @@ fn inter_b() -> CaRef {
 }
 
 fn find<'a>(v: &'a [CaEntry], sha: &str) -> &'a CaEntry {
-    v.iter().find(|e| e.ca.sha256 == sha).expect("CA present")
+    v.iter()
+        .find(|e| e.ca.sha256 == hex64(sha))
+        .expect("CA present")
 }
 
 fn t(s: i64) -> String {
@@ -441,10 +453,10 @@ fn ca_filter_by_sha_prefix_or_subject_substring() {
     inv.flush().unwrap();
     let by_sha = inv.query(Some("AA1")).unwrap();
     assert_eq!(by_sha.len(), 1);
-    assert_eq!(by_sha[0].ca.sha256, "aa11");
+    assert_eq!(by_sha[0].ca.sha256, hex64("aa11"));
     let by_name = inv.query(Some("issuing b")).unwrap();
     assert_eq!(by_name.len(), 1);
-    assert_eq!(by_name[0].ca.sha256, "bb22");
+    assert_eq!(by_name[0].ca.sha256, hex64("bb22"));
     assert!(inv.query(Some("nothing")).unwrap().is_empty());
 }
 
@@ -569,7 +581,7 @@ fn removal_status_burndown_residual_and_plan() {
     // After the removal, every step is past; explicit sha256 selection works the same.
     let rule2 = RemovalInfo {
         id: "other".into(),
-        ca_sha256s: vec!["EE55".into()],
+        ca_sha256s: vec![hex64("EE55")],
         ..rule
     };
     let st2 = inv.removal_status(&rule2, REMOVED + 2 * DAY).unwrap();
@@ -600,7 +612,10 @@ fn table_and_csv_neutralise_hostile_strings() {
     assert!(lines.next().unwrap().starts_with("ca_sha256,ca_subject,"));
     let row = lines.next().unwrap();
     assert!(row.contains("\"'=HYPERLINK(\"\"x\"\")"), "{row}");
-    assert!(row.starts_with("aa11,\"CN=Root A,O=Example\",root,mozilla,,10.0.0.9,443,"));
+    assert!(row.starts_with(&format!(
+        "{},\"CN=Root A,O=Example\",root,mozilla,,10.0.0.9,443,",
+        hex64("aa11")
+    )));
     assert!(row.ends_with(
         ",10.0.0.5,1970-01-01T00:16:40.000000Z,1970-01-01T00:16:40.000000Z,accepted,1,0,0,0"
     ));
@@ -668,7 +683,7 @@ removed = "2026-07-01T00:00:00Z"
     )
     .unwrap();
     let info = inv.removal_info(&file.removals, "retire").unwrap().unwrap();
-    assert_eq!(info.ca_sha256s, vec!["aa11".to_string(), "b".repeat(64)]);
+    assert_eq!(info.ca_sha256s, vec![hex64("aa11"), "b".repeat(64)]);
     assert_eq!(info.removed, REMOVED);
     assert_eq!(info.announced, Some(REMOVED - 92 * DAY));
     assert_eq!(info.name, "Retire A and B");

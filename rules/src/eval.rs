@@ -25,6 +25,8 @@
 use crate::removal::{normalize_dn, CaSelector, Program, Removal};
 use crate::time::format_rfc3339;
 use serde::Serialize;
+
+use crate::digest::Sha256;
 use std::collections::HashMap;
 
 /// Finding code: use after the removal instant.
@@ -49,12 +51,12 @@ pub const SEVERITY_FAILURE: u8 = 4;
 pub const CERT_REJECTION_ALERTS: [u8; 7] = [42, 43, 44, 45, 46, 48, 49];
 
 /// Simple facts about one certificate of a chain.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct CertFacts<'a> {
-    /// SHA-256 of the DER, hex.
-    pub sha256: &'a str,
-    /// SHA-256 of the SPKI, hex (empty if unknown).
-    pub spki_sha256: &'a str,
+    /// SHA-256 of the DER.
+    pub sha256: &'a Sha256,
+    /// SHA-256 of the SPKI (`None` if unknown: the certificate did not parse).
+    pub spki_sha256: Option<&'a Sha256>,
     /// Subject DN as trustmap prints it.
     pub subject: &'a str,
     /// notBefore, Unix seconds.
@@ -66,12 +68,12 @@ pub struct CertFacts<'a> {
 }
 
 /// An anchor the chain reached (the root may not have been sent).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct AnchorFacts<'a> {
-    /// SHA-256 of the anchor certificate, hex (empty if unknown).
-    pub sha256: &'a str,
-    /// SHA-256 of its SPKI, hex (empty if unknown).
-    pub spki_sha256: &'a str,
+    /// SHA-256 of the anchor certificate.
+    pub sha256: &'a Sha256,
+    /// SHA-256 of its SPKI (`None` if unknown).
+    pub spki_sha256: Option<&'a Sha256>,
     /// Subject DN.
     pub subject: &'a str,
 }
@@ -110,11 +112,13 @@ pub struct RemovalFinding {
     /// Rule id (event id for the built-in history).
     pub rule_id: String,
     /// SHA-256 of the removed CA certificate as seen (chain certificate or anchor).
-    pub ca_sha256: Option<String>,
+    #[serde(serialize_with = "crate::digest::ser::hex_opt")]
+    pub ca_sha256: Option<Sha256>,
     /// Its subject.
     pub ca_subject: Option<String>,
     /// SHA-256 of the leaf.
-    pub cert_sha256: Option<String>,
+    #[serde(serialize_with = "crate::digest::ser::hex_opt")]
+    pub cert_sha256: Option<Sha256>,
     /// `alert` or `close` for failures, `accepted` for stale trust.
     pub evidence: Option<&'static str>,
     /// The alert code behind a failure.
@@ -129,33 +133,24 @@ pub struct RemovalFinding {
     pub removed: i64,
 }
 
-/// Index from CA keys to removal entries, so a handshake costs a few hash lookups and, for
-/// lowercase hex input (what trustmap produces), no allocation.
+/// Index from CA keys to removal entries, so a handshake costs a few hash lookups.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct CaIndex {
-    by_sha: HashMap<String, Vec<usize>>,
-    by_spki: HashMap<String, Vec<usize>>,
+    by_sha: HashMap<Sha256, Vec<usize>>,
+    by_spki: HashMap<Sha256, Vec<usize>>,
     /// Keyed by [`normalize_dn`]; empty unless a rule selects by subject.
     by_subject: HashMap<String, Vec<usize>>,
 }
 
-fn push_unique(map: &mut HashMap<String, Vec<usize>>, k: String, i: usize) {
+fn push_unique<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<usize>>, k: K, i: usize) {
     let v = map.entry(k).or_default();
     if v.last() != Some(&i) {
         v.push(i);
     }
 }
 
-fn probe(map: &HashMap<String, Vec<usize>>, hex: &str, out: &mut Vec<usize>) {
-    if hex.is_empty() {
-        return;
-    }
-    let hit = if hex.bytes().any(|b| b.is_ascii_uppercase()) {
-        map.get(&hex.to_ascii_lowercase())
-    } else {
-        map.get(hex)
-    };
-    if let Some(v) = hit {
+fn probe(map: &HashMap<Sha256, Vec<usize>>, key: Option<&Sha256>, out: &mut Vec<usize>) {
+    if let Some(v) = key.and_then(|k| map.get(k)) {
         out.extend_from_slice(v);
     }
 }
@@ -165,11 +160,11 @@ impl CaIndex {
         let mut ix = CaIndex::default();
         for (i, r) in removals.iter().enumerate() {
             for sel in &r.cas {
-                if let Some(h) = &sel.sha256 {
-                    push_unique(&mut ix.by_sha, h.clone(), i);
+                if let Some(h) = sel.sha256 {
+                    push_unique(&mut ix.by_sha, h, i);
                 }
-                if let Some(h) = &sel.spki_sha256 {
-                    push_unique(&mut ix.by_spki, h.clone(), i);
+                if let Some(h) = sel.spki_sha256 {
+                    push_unique(&mut ix.by_spki, h, i);
                 }
                 if let Some(s) = &sel.subject {
                     push_unique(&mut ix.by_subject, normalize_dn(s), i);
@@ -179,8 +174,14 @@ impl CaIndex {
         ix
     }
 
-    pub(crate) fn lookup(&self, sha: &str, spki: &str, subject: &str, out: &mut Vec<usize>) {
-        probe(&self.by_sha, sha, out);
+    pub(crate) fn lookup(
+        &self,
+        sha: &Sha256,
+        spki: Option<&Sha256>,
+        subject: &str,
+        out: &mut Vec<usize>,
+    ) {
+        probe(&self.by_sha, Some(sha), out);
         probe(&self.by_spki, spki, out);
         if !self.by_subject.is_empty() && !subject.is_empty() {
             if let Some(v) = self.by_subject.get(&normalize_dn(subject)) {
@@ -198,14 +199,9 @@ pub fn earliest_sct_secs(timestamps_ms: &[u64]) -> Option<i64> {
     i64::try_from(min.div_ceil(1000)).ok()
 }
 
-fn sel_matches(sel: &CaSelector, sha: &str, spki: &str, subject: &str) -> bool {
-    sel.sha256
-        .as_deref()
-        .is_some_and(|h| !sha.is_empty() && h.eq_ignore_ascii_case(sha))
-        || sel
-            .spki_sha256
-            .as_deref()
-            .is_some_and(|h| !spki.is_empty() && h.eq_ignore_ascii_case(spki))
+fn sel_matches(sel: &CaSelector, sha: &Sha256, spki: Option<&Sha256>, subject: &str) -> bool {
+    sel.sha256.as_ref() == Some(sha)
+        || sel.spki_sha256.is_some() && sel.spki_sha256.as_ref() == spki
         || sel
             .subject
             .as_deref()
@@ -213,7 +209,7 @@ fn sel_matches(sel: &CaSelector, sha: &str, spki: &str, subject: &str) -> bool {
 }
 
 /// The first chain certificate or anchor matching any selector: (sha256, subject).
-fn first_match<'a>(sels: &[CaSelector], hs: &HandshakeFacts<'a>) -> Option<(&'a str, &'a str)> {
+fn first_match<'a>(sels: &[CaSelector], hs: &HandshakeFacts<'a>) -> Option<(&'a Sha256, &'a str)> {
     for c in hs.chain {
         if sels
             .iter()
@@ -298,7 +294,7 @@ enum State {
 struct Hit<'a> {
     entry: &'a Removal,
     state: State,
-    ca: (&'a str, &'a str),
+    ca: (&'a Sha256, &'a str),
 }
 
 /// Evaluate `removals` (already filtered by policy) against one handshake.
@@ -365,14 +361,20 @@ pub(crate) fn evaluate(
         let Some(h) = best.remove(id) else { continue };
         let r = h.entry;
         let prog = r.program.map(|p| format!(" [{p}]")).unwrap_or_default();
-        let ca_label = if h.ca.1.is_empty() { h.ca.0 } else { h.ca.1 };
+        let ca_hex;
+        let ca_label = if h.ca.1.is_empty() {
+            ca_hex = crate::digest::to_hex(h.ca.0);
+            ca_hex.as_str()
+        } else {
+            h.ca.1
+        };
         let base =
             |code: &'static str, severity: u8, evidence, alert, message: String| RemovalFinding {
                 code,
                 rule_id: r.id.clone(),
-                ca_sha256: Some(h.ca.0.to_ascii_lowercase()).filter(|s| !s.is_empty()),
+                ca_sha256: Some(*h.ca.0),
                 ca_subject: Some(h.ca.1.to_string()).filter(|s| !s.is_empty()),
-                cert_sha256: Some(leaf.sha256.to_ascii_lowercase()).filter(|s| !s.is_empty()),
+                cert_sha256: Some(*leaf.sha256),
                 evidence,
                 alert,
                 message,

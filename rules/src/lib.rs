@@ -13,6 +13,7 @@
 //! * [`policy`]: CA/B Forum lifetime schedule and Chrome root term limit.
 #![forbid(unsafe_code)]
 
+pub mod digest;
 pub mod distrust;
 pub mod error;
 pub mod eval;
@@ -21,6 +22,7 @@ pub mod removal;
 pub mod segment;
 pub mod time;
 
+pub use digest::Sha256;
 pub use distrust::{
     distrust_certs, distrust_event_ids, distrust_events, DistrustEvent, DistrustPolicy,
 };
@@ -199,8 +201,13 @@ impl RuleSet {
     }
 
     /// Ids of the rules in force that name this CA (inventory `ca.removals`), exemptions not
-    /// considered, in load order. Hex may be in any case; empty strings are ignored.
-    pub fn removals_for_ca(&self, sha256: &str, spki_sha256: &str, subject: &str) -> Vec<&str> {
+    /// considered, in load order. An empty subject is ignored.
+    pub fn removals_for_ca(
+        &self,
+        sha256: &Sha256,
+        spki_sha256: Option<&Sha256>,
+        subject: &str,
+    ) -> Vec<&str> {
         let mut idx = Vec::new();
         self.index.lookup(sha256, spki_sha256, subject, &mut idx);
         idx.sort_unstable();

@@ -8,6 +8,8 @@ use crate::error::RulesError;
 use crate::segment::{Cidr, NamePattern, Segment};
 use crate::time::parse_rfc3339;
 use serde::Serialize;
+
+use crate::digest::Sha256;
 use std::fmt;
 use std::str::FromStr;
 
@@ -66,10 +68,12 @@ impl FromStr for Program {
 /// a distrusted key counts as the same CA, as in Chromium's SPKI blocklists).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CaSelector {
-    /// SHA-256 of the CA certificate DER, lowercase hex.
-    pub sha256: Option<String>,
-    /// SHA-256 of the DER SubjectPublicKeyInfo, lowercase hex.
-    pub spki_sha256: Option<String>,
+    /// SHA-256 of the CA certificate DER.
+    #[serde(serialize_with = "crate::digest::ser::hex_opt")]
+    pub sha256: Option<Sha256>,
+    /// SHA-256 of the DER SubjectPublicKeyInfo.
+    #[serde(serialize_with = "crate::digest::ser::hex_opt")]
+    pub spki_sha256: Option<Sha256>,
     /// Subject DN as trustmap prints it (`CN=...,O=...`); compared after [`normalize_dn`].
     pub subject: Option<String>,
 }
@@ -167,9 +171,11 @@ pub struct EventCert {
     /// Subject DN as in the source data.
     pub subject: String,
     /// SHA-256 of the DER.
-    pub sha256: String,
+    #[serde(serialize_with = "crate::digest::ser::hex")]
+    pub sha256: Sha256,
     /// SHA-256 of the SPKI.
-    pub spki_sha256: String,
+    #[serde(serialize_with = "crate::digest::ser::hex")]
+    pub spki_sha256: Sha256,
     /// notBefore, Unix seconds.
     pub not_before: i64,
     /// notAfter, Unix seconds.
@@ -276,21 +282,13 @@ fn valid_id(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '/'))
 }
 
-fn hex64(ctx: &Ctx<'_>, field: &str, s: &str) -> Result<String, RulesError> {
-    let s = s.trim();
-    // Accept the colon-separated form openssl prints, too.
-    let h: String = s
-        .chars()
-        .filter(|c| *c != ':')
-        .collect::<String>()
-        .to_ascii_lowercase();
-    if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ctx.err(
+fn hex64(ctx: &Ctx<'_>, field: &str, s: &str) -> Result<Sha256, RulesError> {
+    crate::digest::parse_hex(s).ok_or_else(|| {
+        ctx.err(
             Some(field),
-            format!("expected 64 hex digits (SHA-256), got {s:?}"),
-        ));
-    }
-    Ok(h)
+            format!("expected 64 hex digits (SHA-256), got {:?}", s.trim()),
+        )
+    })
 }
 
 fn ca_selector(ctx: &Ctx<'_>, field: &str, v: &toml::Value) -> Result<CaSelector, RulesError> {
@@ -646,7 +644,7 @@ server_names = ["*.salesforce.com", "*.force.com"]
         .replace("HEX", &"a".repeat(60));
         let f = parse_rules_str(&text, "corp.toml").expect("parses");
         let r = &f.removals[0];
-        assert_eq!(r.cas[0].sha256.as_deref(), Some(&"a".repeat(64)[..]));
+        assert_eq!(r.cas[0].sha256, Some([0xaa; 32]));
         assert_eq!(r.removed, 1_780_272_000);
         assert_eq!(r.announced, Some(1_772_323_200));
         assert_eq!(f.segments.len(), 2);

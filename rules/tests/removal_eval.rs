@@ -8,10 +8,13 @@ use rules::{
 };
 
 const ROOT: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-const ROOT_SPKI: &str = "abababababababababababababababababababababababababababababababab";
-const INTER: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const EXEMPT_SPKI: &str = "cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
-const LEAF: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+/// The same digests as bytes, as chain building hands them over.
+const ROOT_D: [u8; 32] = [0xaa; 32];
+const ROOT_SPKI_D: [u8; 32] = [0xab; 32];
+const INTER_D: [u8; 32] = [0xbb; 32];
+const EXEMPT_SPKI_D: [u8; 32] = [0xcd; 32];
+const LEAF_D: [u8; 32] = [0x11; 32];
 
 fn t(s: &str) -> i64 {
     parse_rfc3339(s).unwrap()
@@ -36,8 +39,8 @@ removed = "2026-06-01T00:00:00Z"
 
 fn leaf(nb: &str, sct: Option<&str>) -> CertFacts<'static> {
     CertFacts {
-        sha256: LEAF,
-        spki_sha256: "",
+        sha256: &LEAF_D,
+        spki_sha256: None,
         subject: "CN=billing.corp.example",
         not_before: Some(t(nb)),
         earliest_sct: sct.map(t),
@@ -47,17 +50,19 @@ fn leaf(nb: &str, sct: Option<&str>) -> CertFacts<'static> {
 
 fn inter() -> CertFacts<'static> {
     CertFacts {
-        sha256: INTER,
+        sha256: &INTER_D,
+        spki_sha256: None,
         subject: "CN=Corp Issuing CA",
+        not_before: None,
+        earliest_sct: None,
         is_ca: true,
-        ..Default::default()
     }
 }
 
 fn root_anchor() -> AnchorFacts<'static> {
     AnchorFacts {
-        sha256: ROOT,
-        spki_sha256: ROOT_SPKI,
+        sha256: &ROOT_D,
+        spki_sha256: Some(&ROOT_SPKI_D),
         subject: "CN=Corp Root G1,O=Corp",
     }
 }
@@ -105,9 +110,9 @@ fn window_boundaries() {
     let at = eval(&set, "2026-06-01T00:00:00Z", &chain, Outcome::Accepted);
     assert_eq!(codes(&at), [CODE_RESIDUAL_USE, CODE_STALE_TRUST]);
     assert_eq!(at[0].rule_id, "corp-root-g1");
-    assert_eq!(at[0].ca_sha256.as_deref(), Some(ROOT));
+    assert_eq!(at[0].ca_sha256, Some(ROOT_D));
     assert_eq!(at[0].ca_subject.as_deref(), Some("CN=Corp Root G1,O=Corp"));
-    assert_eq!(at[0].cert_sha256.as_deref(), Some(LEAF));
+    assert_eq!(at[0].cert_sha256, Some(LEAF_D));
     assert_eq!(at[0].severity, 3);
     assert_eq!(at[1].evidence, Some("accepted"));
     assert!(
@@ -237,11 +242,12 @@ fn exempt_sub_ca_is_not_flagged() {
     let exempted = [
         leaf("2026-01-01T00:00:00Z", None),
         CertFacts {
-            sha256: INTER,
-            spki_sha256: EXEMPT_SPKI,
+            sha256: &INTER_D,
+            spki_sha256: Some(&EXEMPT_SPKI_D),
             subject: "CN=Partner CA",
+            not_before: None,
+            earliest_sct: None,
             is_ca: true,
-            ..Default::default()
         },
     ];
     assert!(eval(&set, at, &exempted, Outcome::Accepted).is_empty());
@@ -266,8 +272,8 @@ removed = "2026-01-01T00:00:00Z"
     let f = eval(&set, "2026-02-01T00:00:00Z", &chain, Outcome::Unknown);
     assert_eq!(codes(&f), [CODE_RESIDUAL_USE]);
     assert_eq!(
-        f[0].ca_sha256.as_deref(),
-        Some(INTER),
+        f[0].ca_sha256,
+        Some(INTER_D),
         "the matched CA is the intermediate"
     );
     // unrelated chain
@@ -324,12 +330,9 @@ fn transition_plan_marks_past_and_upcoming() {
 #[test]
 fn removals_naming_a_ca() {
     let set = rules("");
-    assert_eq!(
-        set.removals_for_ca(&ROOT.to_ascii_uppercase(), "", ""),
-        ["corp-root-g1"]
-    );
+    assert_eq!(set.removals_for_ca(&ROOT_D, None, ""), ["corp-root-g1"]);
     assert!(set
-        .removals_for_ca(INTER, "", "CN=Corp Issuing CA")
+        .removals_for_ca(&INTER_D, None, "CN=Corp Issuing CA")
         .is_empty());
     // Entrust Root Certification Authority - G2 (built-in), found by its SPKI alone
     let ev = rules::distrust_events()
@@ -340,10 +343,10 @@ fn removals_naming_a_ca() {
     let g2 = ev
         .certificates
         .iter()
-        .find(|c| c.sha256.starts_with("02ed0eb2"))
+        .find(|c| rules::digest::to_hex(&c.sha256).starts_with("02ed0eb2"))
         .unwrap();
     assert_eq!(
-        set.removals_for_ca("", &g2.spki_sha256, ""),
+        set.removals_for_ca(&[0; 32], Some(&g2.spki_sha256), ""),
         ["entrust-2024"]
     );
 }

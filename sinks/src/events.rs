@@ -537,7 +537,10 @@ impl Serialize for X509Event<'_> {
                 m.serialize_entry("self_issued", &ci.self_issued)?;
                 m.serialize_entry("sha256", &Hex32(&ci.sha256))?;
                 m.serialize_entry("ski", &ci.ski)?;
-                m.serialize_entry("spki_sha256", &ci.spki_sha256)?;
+                match &ci.spki_sha256 {
+                    Some(d) => m.serialize_entry("spki_sha256", &Hex32(d))?,
+                    None => m.serialize_entry("spki_sha256", "")?,
+                }
                 m.end()
             }
         }
@@ -581,12 +584,12 @@ impl Serialize for FindingJson<'_> {
         }
         #[derive(Serialize)]
         struct CaRef<'a> {
-            sha256: &'a str,
+            sha256: Hex32<'a>,
             subject: Option<&'a str>,
         }
         #[derive(Serialize)]
         struct CertRef<'a> {
-            sha256: &'a str,
+            sha256: Hex32<'a>,
         }
         let mut m = s.serialize_map(None)?;
         if let Some(code) = f.alert {
@@ -598,13 +601,18 @@ impl Serialize for FindingJson<'_> {
         }
         if let Some((sha256, subject)) = &f.ca {
             let ca = CaRef {
-                sha256,
+                sha256: Hex32(sha256),
                 subject: subject.as_deref(),
             };
             m.serialize_entry("ca", &ca)?;
         }
         if let Some(sha256) = &f.cert_sha256 {
-            m.serialize_entry("cert", &CertRef { sha256 })?;
+            m.serialize_entry(
+                "cert",
+                &CertRef {
+                    sha256: Hex32(sha256),
+                },
+            )?;
         }
         m.serialize_entry("code", f.code)?;
         if let Some(e) = f.evidence {

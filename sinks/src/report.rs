@@ -419,7 +419,7 @@ mod tests {
         let removals = vec![RemovalInfo {
             id: "r<1>".into(),
             name: "<img src=x>".into(),
-            ca_sha256s: vec!["aa11".into()],
+            ca_sha256s: vec!["aa".repeat(32)],
             announced: None,
             removed: 2_000,
         }];
@@ -434,7 +434,7 @@ mod tests {
             resumed: false,
             outcome: Outcome::Accepted,
             cas: vec![CaRef {
-                sha256: "aa11".into(),
+                sha256: [0xaa; 32],
                 subject: "CN=<b>Evil</b> & Co".into(),
                 role: Role::Root,
                 stores: vec![],
