@@ -1141,20 +1141,21 @@ mod tests {
     fn plain_fast_path_matches_the_general_decoder() {
         let mut files: Vec<std::path::PathBuf> = Vec::new();
         for dir in [
-            "/work/shared/pcaps/zeek",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/zeek"),
             concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/cases"),
         ] {
-            if let Ok(rd) = std::fs::read_dir(dir) {
-                files.extend(
-                    rd.filter_map(|e| e.ok().map(|e| e.path()))
-                        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng")),
-                );
-            }
+            // A missing folder fails the test: it must not pass on whatever is left.
+            let rd = std::fs::read_dir(dir)
+                .unwrap_or_else(|e| panic!("missing test inputs: cannot read {dir}: {e}"));
+            files.extend(
+                rd.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng")),
+            );
         }
         assert!(files.len() > 100, "{} captures", files.len());
         let (mut fast, mut tcp) = (0u64, 0u64);
         for f in &files {
-            let _ = crate::source::read_file(f, &mut |pkt| {
+            crate::source::read_file(f, &mut |pkt| {
                 let general = PreTcp::decode_general(pkt);
                 tcp += u64::from(general.is_some());
                 if let Some(p) = PreTcp::plain(pkt) {
@@ -1170,7 +1171,8 @@ mod tests {
                         }
                     }
                 }
-            });
+            })
+            .unwrap_or_else(|e| panic!("{f:?}: not readable: {e}"));
         }
         assert!(tcp > 5_000 && fast * 10 > tcp * 7, "fast {fast} of {tcp}");
     }

@@ -2,26 +2,15 @@
 mod common;
 use capture::source::read_file;
 use capture::{Dir, Engine, EngineConfig, Stats};
-use common::{Rec, Recorder};
-use std::path::{Path, PathBuf};
-
-const ZEEK: &str = "/work/shared/pcaps/zeek";
+use common::{zeek_file, zeek_pcaps, Rec, Recorder, ZEEK};
+use std::path::Path;
 
 fn run(path: &Path) -> (Recorder, Stats, capture::source::SourceSummary) {
     let mut engine = Engine::new(EngineConfig::default(), Recorder::default());
-    let sum = read_file(path, &mut |p| engine.process(p)).expect("readable pcap");
+    let sum = read_file(path, &mut |p| engine.process(p))
+        .unwrap_or_else(|e| panic!("{}: not readable: {e}", path.display()));
     let (app, stats) = engine.finish();
     (app, stats, sum)
-}
-
-fn pcaps() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(ZEEK)
-        .expect("zeek pcaps present")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
-        .collect();
-    v.sort();
-    v
 }
 
 fn fnv(b: &[u8]) -> u64 {
@@ -35,7 +24,7 @@ fn fnv(b: &[u8]) -> u64 {
 
 #[test]
 fn survey_all_zeek_pcaps() {
-    let files = pcaps();
+    let files = zeek_pcaps();
     assert!(
         files.len() >= 90,
         "expected the Zeek corpus, found {}",
@@ -88,7 +77,7 @@ fn only_tcp(app: &Recorder) -> Vec<&Rec> {
 /// `tshark -r F -q -z follow,tcp,raw,0` (tshark 4.0.17).
 #[test]
 fn tls_fragmented_handshake_in_order() {
-    let (app, stats, sum) = run(&Path::new(ZEEK).join("tls-fragmented-handshake.pcap"));
+    let (app, stats, sum) = run(&zeek_file("tls-fragmented-handshake.pcap"));
     assert_eq!(sum.packets, 416);
     assert!(
         stats.decode_problems.is_empty(),
@@ -110,7 +99,7 @@ fn tls_fragmented_handshake_in_order() {
 
 #[test]
 fn geneve_tunnel_decodes() {
-    let (app, stats, _) = run(&Path::new(ZEEK).join("tunnels-geneve-47101.pcap"));
+    let (app, stats, _) = run(&zeek_file("tunnels-geneve-47101.pcap"));
     assert!(
         stats.decode_problems.is_empty(),
         "{:?}",
@@ -135,7 +124,7 @@ fn geneve_tunnel_decodes() {
 
 #[test]
 fn pppoe_over_qinq_decodes() {
-    let (app, stats, _) = run(&Path::new(ZEEK).join("pppoe-over-qinq.pcap"));
+    let (app, stats, _) = run(&zeek_file("pppoe-over-qinq.pcap"));
     assert!(
         stats.decode_problems.is_empty(),
         "{:?}",
@@ -164,7 +153,7 @@ fn pppoe_over_qinq_decodes() {
 #[test]
 fn late_retransmissions_after_close_stay_in_the_flow() {
     // The server retransmits data+FIN for 9 s after both sides closed.
-    let (app, _, _) = run(&Path::new(ZEEK).join("xmpp-dialback-starttls.pcap"));
+    let (app, _, _) = run(&zeek_file("xmpp-dialback-starttls.pcap"));
     assert_eq!(app.done.len(), 1);
     assert_eq!(app.done[0].closes.len(), 2);
 }
@@ -174,12 +163,12 @@ fn late_retransmissions_after_close_stay_in_the_flow() {
 #[test]
 fn every_oracle_tcp_session_is_delivered() {
     let mut checked = 0;
-    for p in pcaps() {
+    for p in zeek_pcaps() {
         let stem = p.file_stem().unwrap().to_string_lossy().to_string();
         let exp = Path::new(ZEEK).join(format!("expected/{stem}.tshark.sessions.jsonl"));
-        let Ok(text) = std::fs::read_to_string(&exp) else {
-            continue;
-        };
+        // Every trace has its oracle: a missing one fails, it is not skipped.
+        let text = std::fs::read_to_string(&exp)
+            .unwrap_or_else(|e| panic!("{stem}: missing oracle {}: {e}", exp.display()));
         let (app, _, _) = run(&p);
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -243,7 +232,7 @@ fn predecoded_frames_give_the_same_results() {
             bypass_after,
             ..Recorder::default()
         };
-        for p in pcaps() {
+        for p in zeek_pcaps() {
             let mut engine = Engine::new(EngineConfig::default(), app());
             let want_sum = read_file(&p, &mut |pkt| engine.process(pkt)).expect("readable pcap");
             let (want, want_stats) = engine.finish();

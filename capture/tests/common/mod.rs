@@ -1,6 +1,39 @@
-//! Test helpers: a recording App and a tiny pcap writer.
+//! Test helpers: a recording App, a tiny pcap writer and the repository's Zeek traces.
 #![allow(dead_code)]
 use capture::{App, CloseKind, Dir, EndReason, FlowCtx, TimestampNs, Verdict};
+use std::path::{Path, PathBuf};
+
+/// The Zeek traces shipped with the repository (`pcaps/zeek/` at the repository root).
+pub const ZEEK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/zeek");
+
+/// `ZEEK/name`, which must exist: a missing input fails the test instead of passing quietly.
+pub fn zeek_file(name: &str) -> PathBuf {
+    let p = Path::new(ZEEK).join(name);
+    assert!(
+        p.is_file(),
+        "missing test input {} (the repository's pcaps/zeek/)",
+        p.display()
+    );
+    p
+}
+
+/// The bytes of `ZEEK/name` (panics with the path when it cannot be read).
+pub fn zeek_bytes(name: &str) -> Vec<u8> {
+    let p = zeek_file(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read test input {}: {e}", p.display()))
+}
+
+/// Every `*.pcap` of [`ZEEK`], sorted (panics when the folder cannot be read or holds none).
+pub fn zeek_pcaps() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(ZEEK)
+        .unwrap_or_else(|e| panic!("missing test inputs: cannot read {ZEEK}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    assert!(!v.is_empty(), "missing test inputs: no *.pcap in {ZEEK}");
+    v.sort();
+    v
+}
 
 /// Everything one flow produced.
 #[derive(Debug, Default, Clone)]
