@@ -68,6 +68,14 @@ impl Recorder {
     }
 }
 
+impl Rec {
+    /// Counts one callback for this flow and keeps its context (from the first one).
+    fn callback(&mut self, ctx: &FlowCtx) {
+        self.callbacks += 1;
+        self.ctx.get_or_insert_with(|| ctx.clone());
+    }
+}
+
 impl App for Recorder {
     type FlowState = Rec;
 
@@ -81,8 +89,7 @@ impl App for Recorder {
     ) -> Verdict {
         assert!(!data.is_empty(), "empty on_stream");
         self.calls += 1;
-        st.callbacks += 1;
-        st.ctx.get_or_insert_with(|| ctx.clone());
+        st.callback(ctx);
         st.streams[dir.index()].extend_from_slice(data);
         match self.bypass_after {
             Some(n) if st.streams[dir.index()].len() >= n => Verdict::Bypass,
@@ -91,8 +98,7 @@ impl App for Recorder {
     }
 
     fn on_gap(&mut self, ctx: &FlowCtx, st: &mut Rec, dir: Dir, _ts: TimestampNs, len: u64) {
-        st.callbacks += 1;
-        st.ctx.get_or_insert_with(|| ctx.clone());
+        st.callback(ctx);
         st.gaps.push((dir, len));
     }
 
@@ -104,15 +110,13 @@ impl App for Recorder {
         _ts: TimestampNs,
         data: &[u8],
     ) -> Verdict {
-        st.callbacks += 1;
-        st.ctx.get_or_insert_with(|| ctx.clone());
+        st.callback(ctx);
         st.datagrams[dir.index()].push(data.to_vec());
         Verdict::Continue
     }
 
     fn on_close(&mut self, ctx: &FlowCtx, st: &mut Rec, dir: Dir, _ts: TimestampNs, k: CloseKind) {
-        st.callbacks += 1;
-        st.ctx.get_or_insert_with(|| ctx.clone());
+        st.callback(ctx);
         st.closes.push((dir, k));
     }
 
