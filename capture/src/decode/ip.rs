@@ -63,6 +63,8 @@ mod ext_field {
     pub const LENGTH: usize = 1;
 }
 const EXT_LEN_UNIT: usize = 8;
+/// The length field does not count the first unit.
+const EXT_LEN_BIAS: usize = 1;
 
 /// IPv6 fragment header.
 mod frag_field {
@@ -124,7 +126,7 @@ pub(super) fn payload<'a>(
             {
                 let next = b.u8(ext_field::NXT_HDR).ok_or(DecodeProblem::TruncatedIp)?;
                 let units = b.u8(ext_field::LENGTH).ok_or(DecodeProblem::TruncatedIp)?;
-                let len = (usize::from(units) + 1) * EXT_LEN_UNIT;
+                let len = (usize::from(units) + EXT_LEN_BIAS) * EXT_LEN_UNIT;
                 data = b.rest(len..).ok_or(DecodeProblem::TruncatedIp)?;
                 proto = next;
             }

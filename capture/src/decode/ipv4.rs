@@ -25,7 +25,8 @@ pub(super) const HEADER_LEN: usize = 20;
 const IHL_UNIT: usize = 4;
 const IHL_MASK: u8 = 0x0f;
 /// `VER_IHL` of a header without options.
-pub(super) const VER_IHL_NO_OPTIONS: u8 = (VERSION << 4) | (HEADER_LEN / IHL_UNIT) as u8;
+pub(super) const VER_IHL_NO_OPTIONS: u8 =
+    (VERSION << super::IP_VERSION_SHIFT) | (HEADER_LEN / IHL_UNIT) as u8;
 /// More fragments follow.
 const FLAG_MF: u16 = 0x2000;
 const FRAG_OFFSET_MASK: u16 = 0x1fff;
@@ -38,7 +39,7 @@ const FRAG_OFFSET_UNIT: u32 = 8;
 pub(super) fn decode(data: &[u8], d: Depth) -> DResult<'_> {
     let b = Bytes(data);
     let vihl = b.u8(field::VER_IHL).ok_or(DecodeProblem::TruncatedIp)?;
-    if vihl >> 4 != VERSION {
+    if super::ip_version(vihl) != VERSION {
         return Err(DecodeProblem::BadIpHeader);
     }
     let ihl = usize::from(vihl & IHL_MASK) * IHL_UNIT;

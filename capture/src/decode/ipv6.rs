@@ -24,7 +24,7 @@ pub(super) const HEADER_LEN: usize = 40;
 pub(super) fn decode(data: &[u8], d: Depth) -> DResult<'_> {
     let b = Bytes(data);
     let v = b.u8(field::VER_TC_FLOW).ok_or(DecodeProblem::TruncatedIp)?;
-    if v >> 4 != VERSION {
+    if super::ip_version(v) != VERSION {
         return Err(DecodeProblem::BadIpHeader);
     }
     if data.len() < HEADER_LEN {

@@ -125,7 +125,7 @@ fn sll_proto(proto: u16, rest: &[u8], d: Depth) -> DResult<'_> {
 
 /// IPv4 or IPv6 by the version nibble (raw IP link types, ERSPAN III non-Ethernet frames).
 pub(super) fn raw_ip(data: &[u8], d: Depth) -> DResult<'_> {
-    match data.first().map(|v| v >> 4) {
+    match data.first().map(|&v| super::ip_version(v)) {
         Some(ipv4::VERSION) => ipv4::decode(data, d),
         Some(ipv6::VERSION) => ipv6::decode(data, d),
         Some(_) => Err(DecodeProblem::BadIpHeader),

@@ -54,6 +54,14 @@ fn shifted(f: Field, by: usize) -> Option<Field> {
     Some(f.start.checked_add(by)?..f.end.checked_add(by)?)
 }
 
+/// Where the IP version sits in the first byte of an IPv4 or IPv6 header (high nibble).
+const IP_VERSION_SHIFT: u32 = 4;
+
+/// The IP version in `first`, the first byte of an IP header.
+fn ip_version(first: u8) -> u8 {
+    first >> IP_VERSION_SHIFT
+}
+
 /// A checked read-only view: every accessor is bounds-checked and returns `Option`.
 #[derive(Clone, Copy)]
 struct Bytes<'a>(&'a [u8]);

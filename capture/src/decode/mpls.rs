@@ -35,7 +35,7 @@ pub(super) fn decode(data: &[u8], d: Depth) -> DResult<'_> {
         if entry & BOTTOM_OF_STACK != 0 {
             let rest = at;
             // No next-protocol field: guess by the first nibble after the bottom of stack.
-            return match rest.first().map(|v| v >> 4) {
+            return match rest.first().map(|&v| super::ip_version(v)) {
                 Some(ipv4::VERSION) => ipv4::decode(rest, d),
                 Some(ipv6::VERSION) => ipv6::decode(rest, d),
                 // Pseudowire control word (first nibble 0), then an Ethernet frame.

@@ -63,7 +63,7 @@ impl PreTcp {
             }
             ethertype::IPV6 => {
                 use ipv6::field;
-                if ipb.u8(field::VER_TC_FLOW)? >> 4 != ipv6::VERSION
+                if super::ip_version(ipb.u8(field::VER_TC_FLOW)?) != ipv6::VERSION
                     || ipb.u8(field::NXT_HDR)? != ipproto::TCP
                     || ip.len() < ipv6::HEADER_LEN
                 {
