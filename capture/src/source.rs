@@ -100,7 +100,7 @@ pub fn read_from<R: Read + Send + 'static>(
 
 /// [`read_from`] with the optional pre-decode of [`read_file_pre`].
 ///
-/// A reader thread ([`chunks`]) does the `read` calls (the kernel copy, and gzip inflation) into
+/// A reader thread (`chunks`) does the `read` calls (the kernel copy, and gzip inflation) into
 /// recycled batches while this thread runs the callback, so the two overlap on two cores. For
 /// classic pcap it also walks the records with pcap-parser's frame parsers while they are still in
 /// its cache, and decodes the TCP frames; the records stay in place in the batch (no second copy).
