@@ -14,8 +14,8 @@ pub mod decode;
 pub mod defrag;
 pub mod engine;
 pub mod flow;
+// The only module with `unsafe` code: `live::sys`, where `live/mod.rs` allows it (nowhere else).
 #[cfg(feature = "live")]
-#[allow(unsafe_code)]
 pub mod live;
 pub mod reassembly;
 pub mod source;

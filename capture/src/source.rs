@@ -100,7 +100,7 @@ pub fn read_from<R: Read + Send + 'static>(
 
 /// [`read_from`] with the optional pre-decode of [`read_file_pre`].
 ///
-/// A reader thread ([`chunks`]) does the `read` calls (the kernel copy, and gzip inflation) into
+/// A reader thread (`chunks`) does the `read` calls (the kernel copy, and gzip inflation) into
 /// recycled batches while this thread runs the callback, so the two overlap on two cores. For
 /// classic pcap it also walks the records with pcap-parser's frame parsers while they are still in
 /// its cache, and decodes the TCP frames; the records stay in place in the batch (no second copy).
@@ -309,23 +309,12 @@ fn read_pcap<R: Read + Send>(
                         legacy_ns = h.is_nanosecond_precision();
                     }
                     PcapBlockOwned::Legacy(b) => {
-                        let frac = if legacy_ns {
-                            u64::from(b.ts_usec)
-                        } else {
-                            u64::from(b.ts_usec).saturating_mul(1000)
-                        };
-                        let ts = u64::from(b.ts_sec)
-                            .saturating_mul(1_000_000_000)
-                            .saturating_add(frac);
-                        last_ts = ts;
-                        let data = b.data.get(..b.caplen as usize).unwrap_or(b.data);
+                        // Classic pcap normally goes through `legacy::walk` on the reader thread;
+                        // should one reach this reader, its records become packets the same way.
+                        let pkt = legacy::raw_packet(&b, legacy_linktype, legacy_ns);
+                        last_ts = pkt.ts_ns;
                         sum.packets += 1;
-                        f(&RawPacket {
-                            ts_ns: ts,
-                            linktype: legacy_linktype,
-                            data,
-                            orig_len: b.origlen,
-                        });
+                        f(&pkt);
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => ifaces.clear(),
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {

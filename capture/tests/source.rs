@@ -6,8 +6,6 @@ use common::*;
 use std::io::{Read, Write};
 use std::path::Path;
 
-const ZEEK: &str = "/work/shared/pcaps/zeek";
-
 fn collect(bytes: &[u8]) -> (Vec<(u64, u32, Vec<u8>)>, capture::source::SourceSummary) {
     let mut v = Vec::new();
     let sum = read_from(std::io::Cursor::new(bytes.to_vec()), &mut |p| {
@@ -81,7 +79,7 @@ fn pcapng_interfaces_with_own_linktypes_and_resolutions() {
 
 #[test]
 fn gzip_detected_by_magic() {
-    let raw = std::fs::read(Path::new(ZEEK).join("tls1.2.pcap")).unwrap();
+    let raw = zeek_bytes("tls1.2.pcap");
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&raw).unwrap();
     let gz = gz.finish().unwrap();
@@ -120,7 +118,7 @@ fn not_a_capture_is_a_format_error() {
 
 #[test]
 fn truncated_files_end_with_flag() {
-    let raw = std::fs::read(Path::new(ZEEK).join("tls-fragmented-handshake.pcap")).unwrap();
+    let raw = zeek_bytes("tls-fragmented-handshake.pcap");
     let (all, _) = collect(&raw);
     for cut in [30usize, 100, 1000, 5000, raw.len() / 2, raw.len() - 1] {
         let (v, sum) = collect(&raw[..cut]);
@@ -150,7 +148,7 @@ impl Read for Trickle {
 
 #[test]
 fn trickling_reader_reads_everything() {
-    let raw = std::fs::read(Path::new(ZEEK).join("tls1.2.pcap")).unwrap();
+    let raw = zeek_bytes("tls1.2.pcap");
     let mut n = 0;
     let sum = read_from(Trickle(raw.into_iter()), &mut |_| n += 1).unwrap();
     assert_eq!(n, 22);
@@ -175,12 +173,7 @@ fn absurd_record_length_is_an_error_not_a_hang() {
 /// engine must neither panic nor hang, whatever the bytes.
 #[test]
 fn bit_flipped_zeek_pcaps_never_panic() {
-    let mut files: Vec<_> = std::fs::read_dir(ZEEK)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
-        .collect();
-    files.sort();
+    let files = zeek_pcaps();
     let mut rng = Rng(0x5eed_1234_abcd_0001);
     let start = std::time::Instant::now();
     let mut runs = 0;

@@ -2,26 +2,15 @@
 mod common;
 use capture::source::read_file;
 use capture::{Dir, Engine, EngineConfig, Stats};
-use common::{Rec, Recorder};
-use std::path::{Path, PathBuf};
-
-const ZEEK: &str = "/work/shared/pcaps/zeek";
+use common::{zeek_file, zeek_pcaps, Rec, Recorder, ZEEK};
+use std::path::Path;
 
 fn run(path: &Path) -> (Recorder, Stats, capture::source::SourceSummary) {
     let mut engine = Engine::new(EngineConfig::default(), Recorder::default());
-    let sum = read_file(path, &mut |p| engine.process(p)).expect("readable pcap");
+    let sum = read_file(path, &mut |p| engine.process(p))
+        .unwrap_or_else(|e| panic!("{}: not readable: {e}", path.display()));
     let (app, stats) = engine.finish();
     (app, stats, sum)
-}
-
-fn pcaps() -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(ZEEK)
-        .expect("zeek pcaps present")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
-        .collect();
-    v.sort();
-    v
 }
 
 fn fnv(b: &[u8]) -> u64 {
@@ -35,7 +24,7 @@ fn fnv(b: &[u8]) -> u64 {
 
 #[test]
 fn survey_all_zeek_pcaps() {
-    let files = pcaps();
+    let files = zeek_pcaps();
     assert!(
         files.len() >= 90,
         "expected the Zeek corpus, found {}",
@@ -84,25 +73,35 @@ fn only_tcp(app: &Recorder) -> Vec<&Rec> {
     app.tcp().collect()
 }
 
+/// [`run`] on a trace that must decode without a single problem.
+fn run_clean(name: &str) -> (Recorder, capture::source::SourceSummary) {
+    let (app, stats, sum) = run(&zeek_file(name));
+    assert!(
+        stats.decode_problems.is_empty(),
+        "{name}: {:?}",
+        stats.decode_problems
+    );
+    (app, sum)
+}
+
+/// Length and FNV-1a hash of one direction's stream.
+fn stream(r: &Rec, d: Dir) -> (usize, u64) {
+    let s = &r.streams[d.index()];
+    (s.len(), fnv(s))
+}
+
 /// Reference lengths and FNV-1a hashes come from
 /// `tshark -r F -q -z follow,tcp,raw,0` (tshark 4.0.17).
 #[test]
 fn tls_fragmented_handshake_in_order() {
-    let (app, stats, sum) = run(&Path::new(ZEEK).join("tls-fragmented-handshake.pcap"));
+    let (app, sum) = run_clean("tls-fragmented-handshake.pcap");
     assert_eq!(sum.packets, 416);
-    assert!(
-        stats.decode_problems.is_empty(),
-        "{:?}",
-        stats.decode_problems
-    );
     let flows = only_tcp(&app);
     assert_eq!(flows.len(), 1);
     let r = flows[0];
     assert!(r.ctx.as_ref().unwrap().syn_seen);
-    assert_eq!(r.streams[0].len(), 186);
-    assert_eq!(fnv(&r.streams[0]), 0x8c19_df4b_ace5_95e9);
-    assert_eq!(r.streams[1].len(), 340_179);
-    assert_eq!(fnv(&r.streams[1]), 0xda42_589a_a733_ed0e);
+    assert_eq!(stream(r, Dir::Orig), (186, 0x8c19_df4b_ace5_95e9));
+    assert_eq!(stream(r, Dir::Resp), (340_179, 0xda42_589a_a733_ed0e));
     assert_eq!(&r.streams[1][..6], &[0x16, 0x03, 0x03, 0x00, 0x59, 0x02]);
     assert!(r.gaps.is_empty());
     assert_eq!(r.closes.len(), 2);
@@ -110,12 +109,7 @@ fn tls_fragmented_handshake_in_order() {
 
 #[test]
 fn geneve_tunnel_decodes() {
-    let (app, stats, _) = run(&Path::new(ZEEK).join("tunnels-geneve-47101.pcap"));
-    assert!(
-        stats.decode_problems.is_empty(),
-        "{:?}",
-        stats.decode_problems
-    );
+    let (app, _) = run_clean("tunnels-geneve-47101.pcap");
     let flows = only_tcp(&app);
     assert_eq!(flows.len(), 1);
     let r = flows[0];
@@ -123,48 +117,31 @@ fn geneve_tunnel_decodes() {
     assert_eq!(c.resp.1, 443);
     assert_eq!(c.orig.0.to_string(), "192.168.0.107");
     assert!(starts_tls(r, Dir::Orig) && starts_tls(r, Dir::Resp));
-    assert_eq!(
-        (r.streams[0].len(), fnv(&r.streams[0])),
-        (781, 0x02ef_4acb_119e_3f36)
-    );
-    assert_eq!(
-        (r.streams[1].len(), fnv(&r.streams[1])),
-        (23_111, 0x30c6_ecca_24e9_45c9)
-    );
+    assert_eq!(stream(r, Dir::Orig), (781, 0x02ef_4acb_119e_3f36));
+    assert_eq!(stream(r, Dir::Resp), (23_111, 0x30c6_ecca_24e9_45c9));
 }
 
 #[test]
 fn pppoe_over_qinq_decodes() {
-    let (app, stats, _) = run(&Path::new(ZEEK).join("pppoe-over-qinq.pcap"));
-    assert!(
-        stats.decode_problems.is_empty(),
-        "{:?}",
-        stats.decode_problems
-    );
+    let (app, _) = run_clean("pppoe-over-qinq.pcap");
     let flows = only_tcp(&app);
     let r = flows
         .iter()
         .find(|r| r.ctx.as_ref().unwrap().syn_seen)
         .expect("the SYN flow");
     assert!(starts_tls(r, Dir::Orig) && starts_tls(r, Dir::Resp));
-    assert_eq!(
-        (r.streams[0].len(), fnv(&r.streams[0])),
-        (11_352, 0x235c_65c9_66c4_228c)
-    );
+    assert_eq!(stream(r, Dir::Orig), (11_352, 0x235c_65c9_66c4_228c));
     // tshark's 4984 bytes end with a 31-byte alert retransmitted 235 s later (beyond the idle
     // timeout, so it lands in a new flow). Two frames carry an IPv4 total length of 46 where
     // PPPoE says 40: their 6 padding bytes must not become stream bytes.
-    assert_eq!(
-        (r.streams[1].len(), fnv(&r.streams[1])),
-        (4953, 0x0696_6b0c_64f8_34ea)
-    );
+    assert_eq!(stream(r, Dir::Resp), (4953, 0x0696_6b0c_64f8_34ea));
     assert_eq!(r.reason, Some(capture::EndReason::IdleTimeout));
 }
 
 #[test]
 fn late_retransmissions_after_close_stay_in_the_flow() {
     // The server retransmits data+FIN for 9 s after both sides closed.
-    let (app, _, _) = run(&Path::new(ZEEK).join("xmpp-dialback-starttls.pcap"));
+    let (app, _, _) = run(&zeek_file("xmpp-dialback-starttls.pcap"));
     assert_eq!(app.done.len(), 1);
     assert_eq!(app.done[0].closes.len(), 2);
 }
@@ -174,12 +151,12 @@ fn late_retransmissions_after_close_stay_in_the_flow() {
 #[test]
 fn every_oracle_tcp_session_is_delivered() {
     let mut checked = 0;
-    for p in pcaps() {
+    for p in zeek_pcaps() {
         let stem = p.file_stem().unwrap().to_string_lossy().to_string();
         let exp = Path::new(ZEEK).join(format!("expected/{stem}.tshark.sessions.jsonl"));
-        let Ok(text) = std::fs::read_to_string(&exp) else {
-            continue;
-        };
+        // Every trace has its oracle: a missing one fails, it is not skipped.
+        let text = std::fs::read_to_string(&exp)
+            .unwrap_or_else(|e| panic!("{stem}: missing oracle {}: {e}", exp.display()));
         let (app, _, _) = run(&p);
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -243,7 +220,7 @@ fn predecoded_frames_give_the_same_results() {
             bypass_after,
             ..Recorder::default()
         };
-        for p in pcaps() {
+        for p in zeek_pcaps() {
             let mut engine = Engine::new(EngineConfig::default(), app());
             let want_sum = read_file(&p, &mut |pkt| engine.process(pkt)).expect("readable pcap");
             let (want, want_stats) = engine.finish();

@@ -45,6 +45,30 @@ fn parse(layout: Layout, i: &[u8]) -> Parsed<'_> {
     }
 }
 
+/// Nanoseconds per second, and per unit of a microsecond-precision record's fraction.
+const NS_PER_S: u64 = 1_000_000_000;
+const NS_PER_US: u64 = 1_000;
+
+/// One classic pcap record as a [`RawPacket`]: its timestamp in nanoseconds (the fraction is in
+/// µs, or in ns for a nanosecond-precision file) and its captured bytes (at most `caplen`). The
+/// only place a classic pcap record becomes a packet, for this walk and for the streaming
+/// reader's [`super::read_pcap`].
+pub(super) fn raw_packet<'a>(rec: &LegacyPcapBlock<'a>, linktype: u32, ns: bool) -> RawPacket<'a> {
+    let frac = if ns {
+        u64::from(rec.ts_usec)
+    } else {
+        u64::from(rec.ts_usec).saturating_mul(NS_PER_US)
+    };
+    RawPacket {
+        ts_ns: u64::from(rec.ts_sec)
+            .saturating_mul(NS_PER_S)
+            .saturating_add(frac),
+        linktype,
+        data: rec.data.get(..rec.caplen as usize).unwrap_or(rec.data),
+        orig_len: rec.origlen,
+    }
+}
+
 /// Walks a classic pcap whose file header is at the front of `b` and sends its records: each read
 /// step is walked right after it, and a batch goes out when it has no room for another step.
 pub(super) fn walk<R: Read>(
@@ -74,29 +98,17 @@ pub(super) fn walk<R: Read>(
             let rest = b.buf.get(at..b.len).unwrap_or_default();
             match parse(layout, rest) {
                 Parsed::Record(rec, left) => {
-                    let frac = if ns {
-                        u64::from(rec.ts_usec)
-                    } else {
-                        u64::from(rec.ts_usec).saturating_mul(1000)
-                    };
-                    let ts_ns = u64::from(rec.ts_sec)
-                        .saturating_mul(1_000_000_000)
-                        .saturating_add(frac);
+                    let pkt = raw_packet(&rec, linktype, ns);
                     let end = b.len - left;
                     let off = end - rec.data.len();
                     let pre = if predecode {
-                        PreTcp::decode(&RawPacket {
-                            ts_ns,
-                            linktype,
-                            data: rec.data,
-                            orig_len: rec.origlen,
-                        })
+                        PreTcp::decode(&pkt)
                     } else {
                         None
                     };
                     // Offsets fit: a batch is at most MAX_READ_BUFFER long.
                     b.recs.push(Rec {
-                        ts_ns,
+                        ts_ns: pkt.ts_ns,
                         off: off as u32,
                         len: rec.data.len() as u32,
                         orig_len: rec.origlen,

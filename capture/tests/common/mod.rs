@@ -1,6 +1,39 @@
-//! Test helpers: a recording App and a tiny pcap writer.
+//! Test helpers: a recording App, a tiny pcap writer and the repository's Zeek traces.
 #![allow(dead_code)]
 use capture::{App, CloseKind, Dir, EndReason, FlowCtx, TimestampNs, Verdict};
+use std::path::{Path, PathBuf};
+
+/// The Zeek traces shipped with the repository (`pcaps/zeek/` at the repository root).
+pub const ZEEK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/zeek");
+
+/// `ZEEK/name`, which must exist: a missing input fails the test instead of passing quietly.
+pub fn zeek_file(name: &str) -> PathBuf {
+    let p = Path::new(ZEEK).join(name);
+    assert!(
+        p.is_file(),
+        "missing test input {} (the repository's pcaps/zeek/)",
+        p.display()
+    );
+    p
+}
+
+/// The bytes of `ZEEK/name` (panics with the path when it cannot be read).
+pub fn zeek_bytes(name: &str) -> Vec<u8> {
+    let p = zeek_file(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("cannot read test input {}: {e}", p.display()))
+}
+
+/// Every `*.pcap` of [`ZEEK`], sorted (panics when the folder cannot be read or holds none).
+pub fn zeek_pcaps() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(ZEEK)
+        .unwrap_or_else(|e| panic!("missing test inputs: cannot read {ZEEK}: {e}"))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    assert!(!v.is_empty(), "missing test inputs: no *.pcap in {ZEEK}");
+    v.sort();
+    v
+}
 
 /// Everything one flow produced.
 #[derive(Debug, Default, Clone)]
@@ -35,6 +68,14 @@ impl Recorder {
     }
 }
 
+impl Rec {
+    /// Counts one callback for this flow and keeps its context (from the first one).
+    fn callback(&mut self, ctx: &FlowCtx) {
+        self.callbacks += 1;
+        self.ctx.get_or_insert_with(|| ctx.clone());
+    }
+}
+
 impl App for Recorder {
     type FlowState = Rec;
 
@@ -48,8 +89,7 @@ impl App for Recorder {
     ) -> Verdict {
         assert!(!data.is_empty(), "empty on_stream");
         self.calls += 1;
-        st.callbacks += 1;
-        st.ctx.get_or_insert_with(|| ctx.clone());
+        st.callback(ctx);
         st.streams[dir.index()].extend_from_slice(data);
         match self.bypass_after {
             Some(n) if st.streams[dir.index()].len() >= n => Verdict::Bypass,
@@ -58,8 +98,7 @@ impl App for Recorder {
     }
 
     fn on_gap(&mut self, ctx: &FlowCtx, st: &mut Rec, dir: Dir, _ts: TimestampNs, len: u64) {
-        st.callbacks += 1;
-        st.ctx.get_or_insert_with(|| ctx.clone());
+        st.callback(ctx);
         st.gaps.push((dir, len));
     }
 
@@ -71,15 +110,13 @@ impl App for Recorder {
         _ts: TimestampNs,
         data: &[u8],
     ) -> Verdict {
-        st.callbacks += 1;
-        st.ctx.get_or_insert_with(|| ctx.clone());
+        st.callback(ctx);
         st.datagrams[dir.index()].push(data.to_vec());
         Verdict::Continue
     }
 
     fn on_close(&mut self, ctx: &FlowCtx, st: &mut Rec, dir: Dir, _ts: TimestampNs, k: CloseKind) {
-        st.callbacks += 1;
-        st.ctx.get_or_insert_with(|| ctx.clone());
+        st.callback(ctx);
         st.closes.push((dir, k));
     }
 

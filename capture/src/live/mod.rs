@@ -66,23 +66,26 @@
 //! `setuid`) and checks that `setuid(0)` now fails, before any packet is read. Open output files
 //! before calling `run`: the process cannot reopen root-owned paths afterwards.
 //!
-//! # Unsafe
-//! The only module of the crate allowed `unsafe` (the crate denies it and `lib.rs` allows it
-//! here): the fanout `setsockopt`, `poll(2)` and the user/group calls have no safe wrapper. Every
-//! block carries a `// SAFETY:` comment (enforced by clippy below).
-#![deny(clippy::undocumented_unsafe_blocks)]
+//! # Layout and unsafe code
+//! `worker` holds the read loop of one worker, `signals` the SIGINT/SIGTERM handling, and `sys`
+//! every `unsafe` call (the fanout `setsockopt`, `poll(2)` and the user/group calls, which have
+//! no safe wrapper) behind small safe functions. The crate denies `unsafe_code` (forbids it
+//! without the `live` feature) and only `sys` is allowed it, each block with a `// SAFETY:`
+//! comment; `worker` and `signals` forbid it outright.
 
-use crate::{App, Engine, EngineConfig, RawPacket, Stats};
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, RawFd};
+use crate::{App, Engine, EngineConfig, Stats};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Linux `PACKET_FANOUT` socket option and modes (not exported by `libc`).
-const PACKET_FANOUT: libc::c_int = 18;
-const PACKET_FANOUT_HASH: u32 = 0;
-const PACKET_FANOUT_FLAG_DEFRAG: u32 = 0x8000;
+mod signals;
+#[allow(unsafe_code)]
+mod sys;
+mod worker;
+
+use worker::{Shared, StatsSync};
+
 /// libpcap read timeout: with TPACKET_V3 this is how long the kernel keeps a partly filled ring
 /// block before handing it over, i.e. the most a packet waits before a worker can see it.
 pub const READ_TIMEOUT_MS: i32 = 100;
@@ -99,10 +102,14 @@ pub const DRAIN_MAX_BATCHES: usize = 1024;
 const STATS_COLLECT_WAIT: Duration = Duration::from_millis(500);
 /// Tick of the calling thread while workers run (checks for stats due and workers done).
 const MAIN_TICK: Duration = Duration::from_millis(50);
-/// Largest `getpwnam_r` buffer tried before giving up.
-const MAX_PW_BUF: usize = 1 << 20;
-/// Exit status when SIGINT/SIGTERM arrives while a stop is already under way.
-const FORCED_EXIT_STATUS: libc::c_int = 1;
+/// Low 16 bits of a `PACKET_FANOUT` group id.
+const FANOUT_GROUP_MASK: u32 = 0xffff;
+/// Spreads the group ids of successive `run`s in one process.
+const FANOUT_GROUP_STRIDE: u32 = 0x9e37;
+/// Poll interval of the calling thread while it waits for the workers' stats snapshots.
+const STATS_COLLECT_TICK: Duration = Duration::from_millis(2);
+/// Shortest nap of the calling thread's loop.
+const MIN_NAP: Duration = Duration::from_millis(1);
 
 /// Settings of a live capture.
 #[derive(Debug, Clone)]
@@ -253,10 +260,6 @@ fn pcap_err(iface: &str, e: pcap::Error) -> LiveError {
 /// Distinguishes the fanout groups of several `run`s in one process.
 static GROUP_SEQ: AtomicU64 = AtomicU64::new(0);
 
-/// Signal ids that make SIGINT/SIGTERM terminate the process again after a `run` returned;
-/// unregistered when the next `run` starts.
-static AFTER_RUN: Mutex<Vec<signal_hook::SigId>> = Mutex::new(Vec::new());
-
 /// Opens, filters and fans out one handle.
 fn open_handle(cfg: &LiveConfig, group: u32) -> Result<pcap::Capture<pcap::Active>, LiveError> {
     let mut cap = pcap::Capture::from_device(cfg.iface.as_str())
@@ -271,66 +274,8 @@ fn open_handle(cfg: &LiveConfig, group: u32) -> Result<pcap::Capture<pcap::Activ
     if let Some(f) = &cfg.bpf {
         cap.filter(f, true).map_err(|e| pcap_err(&cfg.iface, e))?;
     }
-    let val: libc::c_int =
-        (group | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16)) as libc::c_int;
-    // SAFETY: the fd is a live packet socket owned by `cap`; `val` is a valid c_int whose size
-    // is passed exactly, and the kernel only reads it during the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            cap.as_raw_fd(),
-            libc::SOL_PACKET,
-            PACKET_FANOUT,
-            &val as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(LiveError::Fanout(std::io::Error::last_os_error()));
-    }
+    sys::join_fanout(cap.as_fd(), group).map_err(LiveError::Fanout)?;
     cap.setnonblock().map_err(|e| pcap_err(&cfg.iface, e))
-}
-
-/// uid and primary gid of `name`.
-fn lookup_user(name: &str) -> Result<(libc::uid_t, libc::gid_t), String> {
-    let cname = CString::new(name).map_err(|_| "the name contains a NUL byte".to_string())?;
-    let mut len = 1024usize;
-    loop {
-        // SAFETY: `passwd` is plain data (integers and raw pointers): all-zero is a valid value,
-        // and it is only read after getpwnam_r filled it.
-        let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut buf: Vec<libc::c_char> = vec![0; len];
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: `cname` is NUL-terminated; `pwd`, `buf` (with its exact length) and `result`
-        // are valid for writes for the whole call; the strings getpwnam_r stores in `buf` are
-        // not used after `buf` is dropped (only the integer ids are kept).
-        let rc = unsafe {
-            libc::getpwnam_r(
-                cname.as_ptr(),
-                &mut pwd,
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut result,
-            )
-        };
-        if rc == libc::ERANGE && len < MAX_PW_BUF {
-            len *= 4;
-            continue;
-        }
-        if rc != 0 {
-            return Err(format!(
-                "getpwnam_r: {}",
-                std::io::Error::from_raw_os_error(rc)
-            ));
-        }
-        if result.is_null() {
-            return Err("no such user".to_string());
-        }
-        return Ok((pwd.pw_uid, pwd.pw_gid));
-    }
-}
-
-fn os_err(what: &str) -> String {
-    format!("{what}: {}", std::io::Error::last_os_error())
 }
 
 /// Becomes `name` for good: supplementary groups replaced by its primary group, then gid, then
@@ -340,270 +285,22 @@ fn drop_privileges(name: &str) -> Result<(), LiveError> {
         user: name.to_string(),
         detail,
     };
-    let (uid, gid) = lookup_user(name).map_err(fail)?;
+    let (uid, gid) = sys::lookup_user(name).map_err(fail)?;
     if uid == 0 {
         return Err(fail("it is uid 0: nothing would be dropped".to_string()));
     }
-    let groups = [gid];
-    // SAFETY: `groups` is an array of exactly 1 gid_t, read by the kernel during the call only.
-    if unsafe { libc::setgroups(1, groups.as_ptr()) } != 0 {
-        return Err(fail(os_err("setgroups")));
-    }
-    // SAFETY: plain syscall wrapper taking an integer (glibc applies it to every thread).
-    if unsafe { libc::setgid(gid) } != 0 {
-        return Err(fail(os_err("setgid")));
-    }
-    // SAFETY: as above.
-    if unsafe { libc::setuid(uid) } != 0 {
-        return Err(fail(os_err("setuid")));
-    }
-    // SAFETY: as above; this call must fail now that the process is no longer root.
-    if unsafe { libc::setuid(0) } == 0 {
+    sys::set_groups_to(gid).map_err(fail)?;
+    sys::set_gid(gid).map_err(fail)?;
+    sys::set_uid(uid).map_err(fail)?;
+    // This must fail now that the process is no longer root.
+    if sys::set_uid(0).is_ok() {
         return Err(fail("setuid(0) still succeeds after the drop".to_string()));
     }
-    // SAFETY: getters without arguments, no memory involved.
-    let ids = unsafe {
-        (
-            libc::getuid(),
-            libc::geteuid(),
-            libc::getgid(),
-            libc::getegid(),
-        )
-    };
+    let ids = sys::ids();
     if ids != (uid, uid, gid, gid) {
         return Err(fail(format!("ids after the drop are {ids:?}")));
     }
     Ok(())
-}
-
-/// Waits until `fd` is readable, at most `ms` milliseconds (EINTR counts as a wake-up).
-fn wait_readable(fd: RawFd, ms: i32) -> Result<(), String> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is one initialised pollfd, valid for reads and writes during the call, and
-    // nfds = 1 matches it.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if rc < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(format!("poll: {e}"));
-        }
-    } else if pfd.revents & libc::POLLNVAL != 0 {
-        return Err("poll: the capture fd is no longer valid".to_string());
-    }
-    Ok(())
-}
-
-/// A pcap 32-bit counter (it wraps) widened to 64 bits.
-#[derive(Debug, Default)]
-struct Wide {
-    last: u32,
-    total: u64,
-}
-
-impl Wide {
-    fn update(&mut self, now: u32) -> u64 {
-        self.total += u64::from(now.wrapping_sub(self.last));
-        self.last = now;
-        self.total
-    }
-}
-
-/// Periodic stats: the calling thread bumps `epoch`; each worker answers with a snapshot tagged
-/// with the epoch it saw.
-struct StatsSync {
-    epoch: AtomicU64,
-    slots: Vec<Slot>,
-}
-
-/// One worker's latest snapshot.
-#[derive(Default)]
-struct Slot {
-    /// (epoch answered, counters).
-    snap: Mutex<(u64, WorkerReport)>,
-    /// The worker left its read loop: its snapshot will not be refreshed any more.
-    exited: AtomicBool,
-}
-
-impl Slot {
-    fn answered(&self, epoch: u64) -> bool {
-        self.exited.load(Ordering::Acquire)
-            || self.snap.lock().map(|g| g.0 >= epoch).unwrap_or(true)
-    }
-}
-
-/// One worker's pcap counters.
-#[derive(Default)]
-struct PcapCounters {
-    received: Wide,
-    dropped: Wide,
-    if_dropped: Wide,
-}
-
-impl PcapCounters {
-    fn snapshot<A: App>(
-        &mut self,
-        cap: &mut pcap::Capture<pcap::Active>,
-        engine: &Engine<A>,
-    ) -> WorkerReport {
-        let mut r = WorkerReport {
-            flows: engine.flow_count(),
-            engine: engine.stats.clone(),
-            ..WorkerReport::default()
-        };
-        if let Ok(st) = cap.stats() {
-            r.received = self.received.update(st.received);
-            r.kernel_dropped = self.dropped.update(st.dropped);
-            r.if_dropped = self.if_dropped.update(st.if_dropped);
-        } else {
-            r.received = self.received.total;
-            r.kernel_dropped = self.dropped.total;
-            r.if_dropped = self.if_dropped.total;
-        }
-        r
-    }
-}
-
-fn ts_ns(h: &pcap::PacketHeader) -> u64 {
-    let sec = u64::try_from(h.ts.tv_sec).unwrap_or(0);
-    let usec = u64::try_from(h.ts.tv_usec).unwrap_or(0);
-    sec.saturating_mul(1_000_000_000)
-        .saturating_add(usec.saturating_mul(1000))
-}
-
-/// Reads at most one batch into the engine; `Ok(n)` packets.
-fn read_batch<A: App>(
-    cap: &mut pcap::Capture<pcap::Active>,
-    engine: &mut Engine<A>,
-    linktype: u32,
-) -> Result<usize, pcap::Error> {
-    let r = cap.dispatch(Some(BATCH), |p| {
-        engine.process(&RawPacket {
-            ts_ns: ts_ns(p.header),
-            linktype,
-            data: p.data,
-            orig_len: p.header.len,
-        });
-    });
-    match r {
-        Err(pcap::Error::TimeoutExpired) => Ok(0),
-        r => r,
-    }
-}
-
-/// One worker: read until stopped, drain, flush, report.
-#[allow(clippy::too_many_arguments)]
-fn worker<A, S>(
-    idx: usize,
-    mut cap: pcap::Capture<pcap::Active>,
-    mut engine: Engine<A>,
-    on_output: &S,
-    stop: &AtomicBool,
-    halt: &AtomicBool,
-    sync: &StatsSync,
-) -> (WorkerReport, Option<String>)
-where
-    A: App,
-    S: Fn(usize, &mut Engine<A>),
-{
-    let linktype = cap.get_datalink().0 as u32;
-    let fd = cap.as_raw_fd();
-    let mut counters = PcapCounters::default();
-    let mut seen_epoch = 0u64;
-    let mut error = None;
-    while !stop.load(Ordering::Relaxed) && !halt.load(Ordering::Relaxed) {
-        match read_batch(&mut cap, &mut engine, linktype) {
-            Ok(0) => {
-                if let Err(e) = wait_readable(fd, POLL_MS) {
-                    error = Some(e);
-                    break;
-                }
-            }
-            Ok(_) => on_output(idx, &mut engine),
-            Err(e) => {
-                error = Some(e.to_string());
-                break;
-            }
-        }
-        let e = sync.epoch.load(Ordering::Acquire);
-        if e != seen_epoch {
-            seen_epoch = e;
-            let snap = counters.snapshot(&mut cap, &engine);
-            if let Some(slot) = sync.slots.get(idx) {
-                *slot.snap.lock().unwrap_or_else(|p| p.into_inner()) = (e, snap);
-            }
-        }
-    }
-    if error.is_none() {
-        // What the kernel already queued belongs to this run.
-        for _ in 0..DRAIN_MAX_BATCHES {
-            match read_batch(&mut cap, &mut engine, linktype) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => on_output(idx, &mut engine),
-            }
-        }
-    }
-    if let Some(slot) = sync.slots.get(idx) {
-        slot.exited.store(true, Ordering::Release);
-    }
-    let mut rep = counters.snapshot(&mut cap, &engine);
-    drop(cap);
-    let ecfg = engine.cfg.clone();
-    let (app, stats) = engine.finish();
-    rep.engine = stats.clone();
-    rep.flows = 0;
-    // Hand the finished App (and final counters) to the output callback one last time.
-    let mut last = Engine::new(
-        EngineConfig {
-            max_flows: 1,
-            ..ecfg
-        },
-        app,
-    );
-    last.stats = stats;
-    on_output(idx, &mut last);
-    (rep, error)
-}
-
-/// Installs SIGINT/SIGTERM: the first sets `stop`, one arriving while `stop` is set exits.
-fn hook_signals(stop: &Arc<AtomicBool>) -> Result<Vec<signal_hook::SigId>, LiveError> {
-    {
-        let mut after = AFTER_RUN.lock().unwrap_or_else(|p| p.into_inner());
-        for id in after.drain(..) {
-            signal_hook::low_level::unregister(id);
-        }
-    }
-    let mut ids = Vec::new();
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // Registered first, so it runs before the flag is set: only a later signal exits.
-        ids.push(
-            signal_hook::flag::register_conditional_shutdown(
-                sig,
-                FORCED_EXIT_STATUS,
-                Arc::clone(stop),
-            )
-            .map_err(LiveError::Signal)?,
-        );
-        ids.push(signal_hook::flag::register(sig, Arc::clone(stop)).map_err(LiveError::Signal)?);
-    }
-    Ok(ids)
-}
-
-/// Removes `run`'s handlers; SIGINT/SIGTERM terminate the process again as by default.
-fn unhook_signals(ids: Vec<signal_hook::SigId>) {
-    for id in ids {
-        signal_hook::low_level::unregister(id);
-    }
-    let always = Arc::new(AtomicBool::new(true));
-    let mut after = AFTER_RUN.lock().unwrap_or_else(|p| p.into_inner());
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Ok(id) = signal_hook::flag::register_conditional_default(sig, Arc::clone(&always)) {
-            after.push(id);
-        }
-    }
 }
 
 /// Runs `cfg.workers` capture workers until `stop` is set (also set by SIGINT/SIGTERM); see the
@@ -624,7 +321,8 @@ where
 {
     let n = cfg.workers.max(1);
     let seq = GROUP_SEQ.fetch_add(1, Ordering::Relaxed) as u32;
-    let group = (std::process::id().wrapping_add(seq.wrapping_mul(0x9e37))) & 0xffff;
+    let group = (std::process::id().wrapping_add(seq.wrapping_mul(FANOUT_GROUP_STRIDE)))
+        & FANOUT_GROUP_MASK;
     let mut caps = Vec::with_capacity(n);
     for _ in 0..n {
         caps.push(open_handle(cfg, group)?);
@@ -632,12 +330,9 @@ where
     if let Some(user) = &cfg.user {
         drop_privileges(user)?;
     }
-    let sig_ids = hook_signals(&stop)?;
+    let sig_ids = signals::hook(&stop)?;
     let halt = AtomicBool::new(false);
-    let sync = StatsSync {
-        epoch: AtomicU64::new(0),
-        slots: (0..n).map(|_| Slot::default()).collect(),
-    };
+    let sync = StatsSync::new(n);
     let start = Instant::now();
     let mut results: Vec<(WorkerReport, Option<String>)> = Vec::with_capacity(n);
     std::thread::scope(|s| {
@@ -645,19 +340,17 @@ where
             .into_iter()
             .enumerate()
             .map(|(idx, cap)| {
-                let (make_app, on_output, stop, halt, sync, ecfg) = (
-                    &make_app,
-                    &on_output,
-                    &*stop,
-                    &halt,
-                    &sync,
-                    engine_cfg.clone(),
-                );
+                let (make_app, on_output, ecfg) = (&make_app, &on_output, engine_cfg.clone());
+                let shared = Shared {
+                    stop: &stop,
+                    halt: &halt,
+                    sync: &sync,
+                };
                 s.spawn(move || {
                     let engine = Engine::new(ecfg, make_app(idx));
-                    let r = worker(idx, cap, engine, on_output, stop, halt, sync);
+                    let r = worker::run(idx, cap, engine, on_output, &shared);
                     if r.1.is_some() {
-                        halt.store(true, Ordering::Relaxed);
+                        shared.halt.store(true, Ordering::Relaxed);
                     }
                     r
                 })
@@ -672,14 +365,14 @@ where
             } else {
                 MAIN_TICK.min(next.saturating_duration_since(now))
             };
-            std::thread::sleep(nap.max(Duration::from_millis(1)));
+            std::thread::sleep(nap.max(MIN_NAP));
             if interval.is_zero() || Instant::now() < next {
                 continue;
             }
             let e = sync.epoch.fetch_add(1, Ordering::AcqRel) + 1;
             let deadline = Instant::now() + STATS_COLLECT_WAIT;
             while Instant::now() < deadline && !sync.slots.iter().all(|slot| slot.answered(e)) {
-                std::thread::sleep(Duration::from_millis(2));
+                std::thread::sleep(STATS_COLLECT_TICK);
             }
             let report = LiveReport {
                 workers: sync
@@ -712,7 +405,7 @@ where
             }
         }
     });
-    unhook_signals(sig_ids);
+    signals::unhook(sig_ids);
     let mut first_error = None;
     let mut report = LiveReport {
         workers: Vec::with_capacity(n),
@@ -738,21 +431,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wide_counter_survives_wrap() {
-        let mut w = Wide::default();
-        assert_eq!(w.update(10), 10);
-        assert_eq!(w.update(u32::MAX), u64::from(u32::MAX));
-        assert_eq!(w.update(4), u64::from(u32::MAX) + 5);
-    }
-
-    #[test]
-    fn unknown_user_is_an_error() {
-        assert!(lookup_user("no-such-user-trustmap-test").is_err());
-        assert!(lookup_user("bad\0name").is_err());
-        assert_eq!(lookup_user("root").ok().map(|u| u.0), Some(0));
-    }
 
     #[test]
     fn permission_errors_carry_the_capability_hint() {
