@@ -48,6 +48,34 @@ pub struct DefragStats {
     pub overlap_conflicts: u64,
 }
 
+impl DefragStats {
+    /// Adds what was counted since `seen` to the capture counters `stats` (fragments,
+    /// reassembled datagrams, overlap conflicts, and the drops as decode problems), and moves
+    /// `seen` up to now. The engine calls it as it goes; a dispatcher that reassembles for
+    /// several workers calls it once, from a default `seen`.
+    pub fn fold_new_into(&self, seen: &mut DefragStats, stats: &mut crate::Stats) {
+        let new = |now: u64, before: u64| now.saturating_sub(before);
+        stats.ip_fragments += new(self.fragments, seen.fragments);
+        stats.ip_reassembled += new(self.reassembled, seen.reassembled);
+        stats.ip_fragment_overlaps += new(self.overlap_conflicts, seen.overlap_conflicts);
+        for (p, n) in [
+            (
+                crate::stats::DecodeProblem::FragmentDropped,
+                new(self.dropped, seen.dropped),
+            ),
+            (
+                crate::stats::DecodeProblem::FragmentTableFull,
+                new(self.table_full, seen.table_full),
+            ),
+        ] {
+            if n > 0 {
+                *stats.decode_problems.entry(p).or_insert(0) += n;
+            }
+        }
+        *seen = self.clone();
+    }
+}
+
 /// A completed datagram.
 #[derive(Debug)]
 pub struct Reassembled {

@@ -11,7 +11,7 @@
 //! behind it, and engines that share one clock (sharded analysis, see [`Engine::advance_clock`])
 //! retire the same flows at the same packet as a single engine would.
 use crate::decode::{self, tcpflag, Decoded, PreTcp, TcpSegment, UdpDatagram};
-use crate::defrag::{Defrag, FragResult, Reassembled};
+use crate::defrag::{Defrag, DefragStats, FragResult, Reassembled};
 use crate::flow::{FlowKey, FlowTable, Keyed};
 use crate::reassembly::{Event, Limits, TcpDir};
 use crate::stats::DecodeProblem;
@@ -108,7 +108,7 @@ pub struct Engine<A: App> {
     next_id: u64,
     lim: Limits,
     /// Defrag counters already folded into `stats`.
-    frag_seen: (u64, u64, u64),
+    frag_seen: DefragStats,
 }
 
 impl<A: App> Engine<A> {
@@ -126,7 +126,7 @@ impl<A: App> Engine<A> {
             swept_at: 0,
             next_id: 1,
             lim,
-            frag_seen: (0, 0, 0),
+            frag_seen: DefragStats::default(),
             cfg,
             app,
             stats: Stats::default(),
@@ -234,40 +234,9 @@ impl<A: App> Engine<A> {
     }
 
     fn sync_defrag(&mut self) {
-        let s = &self.defrag.stats;
-        let (f, r, o) = (s.fragments, s.reassembled, s.overlap_conflicts);
-        let dropped = s.dropped;
-        let full = s.table_full;
-        self.stats.ip_fragments += f - self.frag_seen.0.min(f);
-        self.stats.ip_reassembled += r - self.frag_seen.1.min(r);
-        self.stats.ip_fragment_overlaps += o - self.frag_seen.2.min(o);
-        self.frag_seen = (f, r, o);
-        let have_d = self
+        self.defrag
             .stats
-            .decode_problems
-            .get(&DecodeProblem::FragmentDropped)
-            .copied()
-            .unwrap_or(0);
-        if dropped > have_d {
-            *self
-                .stats
-                .decode_problems
-                .entry(DecodeProblem::FragmentDropped)
-                .or_insert(0) = dropped;
-        }
-        let have_f = self
-            .stats
-            .decode_problems
-            .get(&DecodeProblem::FragmentTableFull)
-            .copied()
-            .unwrap_or(0);
-        if full > have_f {
-            *self
-                .stats
-                .decode_problems
-                .entry(DecodeProblem::FragmentTableFull)
-                .or_insert(0) = full;
-        }
+            .fold_new_into(&mut self.frag_seen, &mut self.stats);
     }
 
     /// Retires idle flows (LRU tail), lingering closed flows and stale fragments.

@@ -30,7 +30,6 @@ use analyzer::flow::AnalyzerStats;
 use analyzer::{Analyzer, AnalyzerConfig, Output};
 use capture::decode::{self, Decoded};
 use capture::defrag::{Defrag, FragResult, Reassembled};
-use capture::stats::DecodeProblem;
 use capture::{Engine, EngineConfig, RawPacket, Stats};
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 
@@ -192,18 +191,8 @@ impl Router {
 
     /// The reader's counters, with the fragment table's folded in as an engine does.
     fn finish(mut self) -> Stats {
-        let d = &self.defrag.stats;
-        self.stats.ip_fragments += d.fragments;
-        self.stats.ip_reassembled += d.reassembled;
-        self.stats.ip_fragment_overlaps += d.overlap_conflicts;
-        for (p, n) in [
-            (DecodeProblem::FragmentDropped, d.dropped),
-            (DecodeProblem::FragmentTableFull, d.table_full),
-        ] {
-            if n > 0 {
-                *self.stats.decode_problems.entry(p).or_insert(0) += n;
-            }
-        }
+        let mut seen = Default::default();
+        self.defrag.stats.fold_new_into(&mut seen, &mut self.stats);
         self.stats
     }
 }
