@@ -55,9 +55,7 @@ fn live_capture_equals_offline() {
         "this test needs root and tcpreplay"
     );
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = std::env::temp_dir().join(format!("trustmap-capture-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("tmp");
+    let dir = testkit::TempDir::new("capture-cli");
     let bin = env!("CARGO_BIN_EXE_trustmap");
     let common = [
         "--suppress",
@@ -150,5 +148,4 @@ fn live_capture_equals_offline() {
     assert_eq!(last["trustmap"]["stats"]["kernel_dropped"], 0);
     assert!(last["trustmap"]["stats"]["received"].as_u64().unwrap_or(0) >= 222);
     assert!(stats.len() >= 2, "periodic and final stats");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -29,13 +29,6 @@ fn expected() -> Value {
     serde_json::from_str(&t).expect("expected json parses")
 }
 
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("trustmap-estate-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("tmp dir");
-    d
-}
-
 fn trustmap(args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
         .args(args)
@@ -160,7 +153,7 @@ fn chains_to_old(exp: &Value, server_ip: &str) -> bool {
 #[test]
 fn estate_findings_after_removal() {
     let exp = expected();
-    let d = tmpdir("after");
+    let d = testkit::TempDir::new("estate-after");
     let events = analyze(&d.join("inv.db"), None);
 
     // Every handshake of the capture is reported, with the anchor found even when the root is
@@ -278,7 +271,7 @@ fn estate_findings_after_removal() {
 #[test]
 fn estate_before_and_during_transition() {
     let exp = expected();
-    let d = tmpdir("before");
+    let d = testkit::TempDir::new("estate-before");
     // Before the announcement: nothing.
     let ev = analyze(&d.join("a.db"), Some("2026-07-01T00:00:00Z"));
     assert!(
@@ -316,7 +309,7 @@ fn estate_before_and_during_transition() {
 #[test]
 fn estate_inventory_and_removal_status() {
     let exp = expected();
-    let d = tmpdir("inv");
+    let d = testkit::TempDir::new("estate-inv");
     let db = d.join("inv.db");
     let dbs = db.to_string_lossy().into_owned();
     analyze(&db, None);
@@ -503,7 +496,7 @@ fn estate_inventory_and_removal_status() {
 
 #[test]
 fn inventories_accumulate_and_merge() {
-    let d = tmpdir("merge");
+    let d = testkit::TempDir::new("estate-merge");
     let a = d.join("a.db");
     let b = d.join("b.db");
     let c = d.join("c.db");

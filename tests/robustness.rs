@@ -37,19 +37,7 @@ const RATES: &[f64] = &[1e-4, 1e-3, 1e-2, 5e-2];
 /// Mutants per file, rate and region.
 const SEEDS_PER_RATE: u64 = 2;
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use testkit::Rng;
 
 /// What the binary may do with a mutant's file header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,13 +70,6 @@ fn corpus() -> Vec<PathBuf> {
     v.sort();
     assert!(v.len() >= 110, "corpus incomplete: {} captures", v.len());
     v
-}
-
-fn workdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("trustmap-robustness-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
 }
 
 fn stem(p: &Path) -> String {
@@ -454,7 +435,7 @@ fn batches(per_file: Vec<Vec<Mutant>>, rng: &mut Rng) -> Vec<Vec<Mutant>> {
     for _ in 0..rounds {
         let mut round: Vec<Mutant> = per_file.iter_mut().filter_map(Iterator::next).collect();
         for i in (1..round.len()).rev() {
-            let j = rng.below(i + 1);
+            let j = rng.index(i + 1);
             round.swap(i, j);
         }
         while !round.is_empty() {
@@ -471,7 +452,7 @@ fn batches(per_file: Vec<Vec<Mutant>>, rng: &mut Rng) -> Vec<Vec<Mutant>> {
 /// and each capture gzip-compressed, cut inside the compressed stream.
 #[test]
 fn truncated_captures() {
-    let dir = workdir("truncate");
+    let dir = testkit::TempDir::new("robustness-truncate");
     let mut per_file = Vec::new();
     for (fi, c) in captures().iter().enumerate() {
         let (b, recs) = (&c.bytes, &c.records);
@@ -532,7 +513,7 @@ fn truncated_captures() {
     }
     let s = run_mutants(
         "truncated",
-        &batches(per_file, &mut Rng(0x7472_756e_6361_7465)),
+        &batches(per_file, &mut Rng::new(0x7472_756e_6361_7465)),
     );
     assert!(
         s.header_rejects >= 100,
@@ -544,15 +525,14 @@ fn truncated_captures() {
         "truncated captures still give handshakes: {}",
         s.tls_events
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Each capture (classic and pcapng) with bytes XORed with a random non-zero value at several
 /// rates: anywhere in the file (headers included), and only inside packet data.
 #[test]
 fn byte_flipped_captures() {
-    let dir = workdir("flip");
-    let mut rng = Rng(0x5eed_7275_7374_6d61);
+    let dir = testkit::TempDir::new("robustness-flip");
+    let mut rng = Rng::new(0x5eed_7275_7374_6d61);
     let mut per_file = Vec::new();
     for c in captures() {
         let b = &c.bytes;
@@ -573,7 +553,7 @@ fn byte_flipped_captures() {
                     let mut header = Header::Intact;
                     for _ in 0..n {
                         let pos = if in_packets {
-                            let mut k = rng.below(data_len);
+                            let mut k = rng.index(data_len);
                             let mut at = 0;
                             for (s, e) in &data {
                                 if k < e - s {
@@ -584,9 +564,9 @@ fn byte_flipped_captures() {
                             }
                             at
                         } else {
-                            rng.below(b.len())
+                            rng.index(b.len())
                         };
-                        m[pos] ^= 1 + rng.below(255) as u8;
+                        m[pos] ^= 1 + rng.index(255) as u8;
                         if pos < c.header {
                             header = Header::Flipped;
                         }
@@ -610,5 +590,4 @@ fn byte_flipped_captures() {
         "flipped captures still give handshakes: {}",
         s.tls_events
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

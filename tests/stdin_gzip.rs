@@ -28,13 +28,6 @@ const INPUTS: &[&str] = &[
     "pcaps/cases/vxlan.pcap",
 ];
 
-fn workdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("trustmap-stdin-gzip-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
 fn check(what: &str, out: &Output) -> Vec<u8> {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -115,7 +108,7 @@ fn tls_events(what: &str, out: &[u8]) -> usize {
 
 #[test]
 fn stdin_and_gzip_give_the_same_events_as_the_file() {
-    let dir = workdir("same");
+    let dir = testkit::TempDir::new("stdin-gzip-same");
     for rel in INPUTS {
         let plain = pcap(rel);
         let want = analyze(&[&plain]);
@@ -187,14 +180,13 @@ fn stdin_and_gzip_give_the_same_events_as_the_file() {
         &analyze(&[&mgz]),
         &analyze(&[&pcap(INPUTS[1])]),
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A damaged gzip stream after a valid start ends that input early (exit 0, events before the
 /// damage), and stdin that is not a capture is a clean runtime error (exit 1).
 #[test]
 fn truncated_gzip_and_garbage_stdin() {
-    let dir = workdir("trunc");
+    let dir = testkit::TempDir::new("stdin-gzip-trunc");
     let plain = pcap(INPUTS[0]);
     let gz = dir.join("estate.pcap.gz");
     gzip(&plain, &gz);
@@ -233,5 +225,4 @@ fn truncated_gzip_and_garbage_stdin() {
         "garbage on stdin: {err:?}"
     );
     assert!(out.stdout.is_empty());
-    let _ = std::fs::remove_dir_all(&dir);
 }

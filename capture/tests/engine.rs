@@ -2,6 +2,7 @@
 mod common;
 use capture::{CloseKind, Dir, EndReason, Engine, EngineConfig, RawPacket, Stats};
 use common::*;
+use testkit::packet::*;
 
 const C: u16 = 40000;
 const S: u16 = 443;

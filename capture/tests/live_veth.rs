@@ -17,7 +17,7 @@ use capture::live::{run, LiveConfig, LiveReport};
 use capture::{Engine, EngineConfig};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, BufWriter};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc, Mutex};
@@ -136,23 +136,6 @@ impl Drop for Netns {
     }
 }
 
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let p = std::env::temp_dir().join(format!("trustmap-live-veth-{}", std::process::id()));
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Kills the child if the test fails before it exits.
 struct ChildGuard(Option<Child>);
 
@@ -246,8 +229,8 @@ fn live_veth_replay() {
         panic!("live_veth_replay cannot run: {why}");
     }
     let t0 = Instant::now();
-    let dir = TempDir::new();
-    let pcap = dir.0.join("replay.pcap");
+    let dir = testkit::TempDir::new("live-veth");
+    let pcap = dir.join("replay.pcap");
     let cfg = trustmap_benchgen::Config {
         size: std::env::var(SIZE_ENV)
             .ok()

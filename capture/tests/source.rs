@@ -5,6 +5,10 @@ use capture::{Engine, EngineConfig};
 use common::*;
 use std::io::{Read, Write};
 use std::path::Path;
+use testkit::corpus::*;
+use testkit::packet::*;
+use testkit::pcap::*;
+use testkit::Rng;
 
 fn collect(bytes: &[u8]) -> (Vec<(u64, u32, Vec<u8>)>, capture::source::SourceSummary) {
     let mut v = Vec::new();
@@ -89,11 +93,11 @@ fn gzip_detected_by_magic() {
     assert_eq!(a, b);
     assert!(sum.error.is_none() && !sum.truncated);
     // Written to disk and read through read_file too.
-    let path = std::env::temp_dir().join(format!("capture-test-{}.pcap.gz", std::process::id()));
+    let dir = testkit::TempDir::new("capture-source-gz");
+    let path = dir.join("t.pcap.gz");
     std::fs::write(&path, &gz).unwrap();
     let mut n = 0;
     read_file(&path, &mut |_| n += 1).unwrap();
-    std::fs::remove_file(&path).ok();
     assert_eq!(n, 22);
 }
 
@@ -174,7 +178,7 @@ fn absurd_record_length_is_an_error_not_a_hang() {
 #[test]
 fn bit_flipped_zeek_pcaps_never_panic() {
     let files = zeek_pcaps();
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut rng = Rng::new(0x5eed_1234_abcd_0001);
     let start = std::time::Instant::now();
     let mut runs = 0;
     for round in 0..400 {
@@ -189,7 +193,7 @@ fn bit_flipped_zeek_pcaps_never_panic() {
             let at = 24 + rng.below(data.len() as u64 - 24) as usize;
             match rng.below(3) {
                 0 => data[at] ^= 1 << rng.below(8),
-                1 => data[at] = rng.next() as u8,
+                1 => data[at] = rng.next_u64() as u8,
                 _ => data[at] = 0xff,
             }
         }

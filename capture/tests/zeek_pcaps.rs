@@ -2,8 +2,9 @@
 mod common;
 use capture::source::read_file;
 use capture::{Dir, Engine, EngineConfig, Stats};
-use common::{zeek_file, zeek_pcaps, Rec, Recorder, ZEEK};
+use common::{Rec, Recorder};
 use std::path::Path;
+use testkit::corpus::{zeek_file, zeek_pcaps, ZEEK};
 
 fn run(path: &Path) -> (Recorder, Stats, capture::source::SourceSummary) {
     let mut engine = Engine::new(EngineConfig::default(), Recorder::default());

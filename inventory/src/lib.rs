@@ -21,6 +21,7 @@
 //!   visible chain stays in the `endpoint` table only (see [`Inventory::opaque_endpoints`]).
 #![forbid(unsafe_code)]
 
+mod flush;
 mod query;
 mod removal;
 mod render;
@@ -797,213 +798,15 @@ impl Inventory {
         if p.rows() == 0 {
             return Ok(());
         }
-        let src = self.source.clone();
+        let src = self.source.as_str();
         let ids = &self.ca_ids;
         let ranks = ids.ranks();
         let tx = self.conn.transaction()?;
-        {
-            let mut st_ep = tx.prepare_cached(
-                "INSERT INTO endpoint VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)
-                 ON CONFLICT(source, ip, port) DO UPDATE SET
-                   first_seen=min(first_seen, excluded.first_seen),
-                   last_visible=CASE WHEN excluded.last_seen>=last_seen THEN excluded.last_visible
-                                ELSE last_visible END,
-                   last_seen=max(last_seen, excluded.last_seen),
-                   handshakes=handshakes+excluded.handshakes,
-                   last_chain=CASE WHEN excluded.last_chain_seen IS NOT NULL AND (last_chain_seen IS NULL
-                              OR excluded.last_chain_seen>=last_chain_seen) THEN excluded.last_chain
-                              ELSE last_chain END,
-                   last_chain_seen=CASE WHEN excluded.last_chain_seen IS NOT NULL AND (last_chain_seen IS NULL
-                              OR excluded.last_chain_seen>=last_chain_seen) THEN excluded.last_chain_seen
-                              ELSE last_chain_seen END",
-            )?;
-            // Set tables hold at most a cap of rows per endpoint, whatever the source: count what
-            // is there once per endpoint, then insert while there is room (an existing row is
-            // ignored and takes no room).
-            let mut st_name =
-                tx.prepare_cached("INSERT OR IGNORE INTO endpoint_name VALUES(?1,?2,?3)")?;
-            let mut st_seg =
-                tx.prepare_cached("INSERT OR IGNORE INTO endpoint_segment VALUES(?1,?2,?3)")?;
-            let mut st_auth =
-                tx.prepare_cached("INSERT OR IGNORE INTO client_auth VALUES(?1,?2,?3,?4)")?;
-            let mut n_sets = tx.prepare_cached(
-                "SELECT (SELECT count(*) FROM endpoint_name WHERE ip=?1 AND port=?2),
-                        (SELECT count(*) FROM endpoint_segment WHERE ip=?1 AND port=?2),
-                        (SELECT count(*) FROM client_auth WHERE ip=?1 AND port=?2)",
-            )?;
-            // Rows go in in primary-key order, so SQLite appends to its B-trees instead of
-            // splitting pages all over them (keys are text: sort by the text).
-            // An endpoint absent from the database has no set rows to count.
-            let fresh = &self.fresh_eps;
-            let eps: Vec<(IpText, u16, &EpAgg, bool)> =
-                p.ep.iter()
-                    .map(|(k, e)| {
-                        let absent = fresh.as_ref().is_some_and(|f| !f.contains(k));
-                        (IpText::new(&k.0), k.1, e, absent)
-                    })
-                    .collect();
-            // Sorted by reference: moving the wide rows themselves was most of the sorting.
-            let mut eps: Vec<&(IpText, u16, &EpAgg, bool)> = eps.iter().collect();
-            eps.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
-            for (ip, port, e, absent) in eps {
-                let (cs, cj) = match &e.chain {
-                    Some((t, c)) => {
-                        let shas: Vec<&str> = c.iter().map(|id| ids.sha(*id)).collect();
-                        let json = serde_json::to_string(&shas).unwrap_or_else(|_| "[]".into());
-                        (Some(*t), Some(json))
-                    }
-                    None => (None, None),
-                };
-                st_ep.execute(params![
-                    src,
-                    ip,
-                    port,
-                    e.first,
-                    e.last,
-                    e.handshakes as i64,
-                    e.last_visible,
-                    cs,
-                    cj
-                ])?;
-                let (ip, port) = (ip.text.as_str(), *port);
-                if e.names.is_empty() && e.segments.is_empty() && e.auth_names.is_empty() {
-                    continue;
-                }
-                let (n_name, n_seg, n_auth): (i64, i64, i64) = if *absent {
-                    (0, 0, 0)
-                } else {
-                    n_sets
-                        .query_row(params![ip, port], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                };
-                let names = &e.names;
-                add_capped(n_name, MAX_NAMES_PER_ENDPOINT, names, |n| {
-                    st_name.execute(params![ip, port, n])
-                })?;
-                let segs = &e.segments;
-                add_capped(n_seg, MAX_SEGMENTS_PER_ENDPOINT, segs, |s| {
-                    st_seg.execute(params![ip, port, s])
-                })?;
-                let auth = &e.auth_names;
-                add_capped(n_auth, MAX_AUTH_NAMES_PER_ENDPOINT, auth, |n| {
-                    st_auth.execute(params![ip, port, n, normalize_dn(n)])
-                })?;
-            }
-            for (id, c) in &p.ca {
-                upsert_ca(&tx, ids.sha(*id), c)?;
-            }
-            let mut st = tx.prepare_cached(
-                "INSERT INTO ca_endpoint VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)
-                 ON CONFLICT(source, ca, ip, port) DO UPDATE SET
-                   first_seen=min(first_seen, excluded.first_seen),
-                   last_seen=max(last_seen, excluded.last_seen),
-                   handshakes=handshakes+excluded.handshakes,
-                   resumed=resumed+excluded.resumed, inferred=inferred+excluded.inferred",
-            )?;
-            let rows: Vec<(u32, &str, IpText, u16, &CaEpAgg)> = p
-                .ca_ep
-                .iter()
-                .map(|((ca, ip, port), e)| {
-                    let r = CaIds::rank(&ranks, *ca);
-                    (r, ids.sha(*ca), IpText::new(ip), *port, e)
-                })
-                .collect();
-            let mut rows: Vec<&_> = rows.iter().collect();
-            rows.sort_unstable_by(|a, b| (a.0, &a.2, a.3).cmp(&(b.0, &b.2, b.3)));
-            for (_, ca, ip, port, e) in rows {
-                st.execute(params![
-                    src,
-                    ca,
-                    ip,
-                    port,
-                    e.first,
-                    e.last,
-                    e.handshakes as i64,
-                    e.resumed as i64,
-                    e.inferred as i64
-                ])?;
-            }
-            let mut st = tx.prepare_cached(
-                "INSERT INTO ca_client VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)
-                 ON CONFLICT(source, ca, ip, port, client) DO UPDATE SET
-                   first_seen=min(first_seen, excluded.first_seen),
-                   last_outcome=CASE WHEN excluded.last_seen>=last_seen THEN excluded.last_outcome
-                                ELSE last_outcome END,
-                   last_seen=max(last_seen, excluded.last_seen),
-                   accepted=accepted+excluded.accepted, rejected=rejected+excluded.rejected,
-                   unknown=unknown+excluded.unknown, resumed=resumed+excluded.resumed",
-            )?;
-            let rows: Vec<(u32, &str, IpText, u16, IpText, &ClAgg)> =
-                p.cl.iter()
-                    .map(|((ca, ip, port, client), c)| {
-                        let r = CaIds::rank(&ranks, *ca);
-                        (
-                            r,
-                            ids.sha(*ca),
-                            IpText::new(ip),
-                            *port,
-                            IpText::new(client),
-                            c,
-                        )
-                    })
-                    .collect();
-            let mut rows: Vec<&_> = rows.iter().collect();
-            rows.sort_unstable_by(|a, b| (a.0, &a.2, a.3, &a.4).cmp(&(b.0, &b.2, b.3, &b.4)));
-            for (_, ca, ip, port, client, c) in rows {
-                st.execute(params![
-                    src,
-                    ca,
-                    ip,
-                    port,
-                    client,
-                    c.first,
-                    c.last,
-                    c.last_outcome.unwrap_or(Outcome::Unknown).as_str(),
-                    c.counts.accepted as i64,
-                    c.counts.rejected as i64,
-                    c.counts.unknown as i64,
-                    c.counts.resumed as i64
-                ])?;
-            }
-            let mut st = tx.prepare_cached(
-                "INSERT INTO ca_day VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)
-                 ON CONFLICT(source, ca, ip, port, client, day) DO UPDATE SET
-                   accepted=accepted+excluded.accepted, rejected=rejected+excluded.rejected,
-                   unknown=unknown+excluded.unknown, resumed=resumed+excluded.resumed",
-            )?;
-            let rows: Vec<(u32, &str, IpText, u16, IpText, i64, &Counts)> = p
-                .day
-                .iter()
-                .map(|((ca, ip, port, client, day), c)| {
-                    (
-                        CaIds::rank(&ranks, *ca),
-                        ids.sha(*ca),
-                        IpText::new(ip),
-                        *port,
-                        IpText::new(client),
-                        *day,
-                        c,
-                    )
-                })
-                .collect();
-            let mut rows: Vec<&_> = rows.iter().collect();
-            rows.sort_unstable_by(|a, b| {
-                (a.0, &a.2, a.3, &a.4, a.5).cmp(&(b.0, &b.2, b.3, &b.4, b.5))
-            });
-            for (_, ca, ip, port, client, day, c) in rows {
-                st.execute(params![
-                    src,
-                    ca,
-                    ip,
-                    port,
-                    client,
-                    day,
-                    c.accepted as i64,
-                    c.rejected as i64,
-                    c.unknown as i64,
-                    c.resumed as i64
-                ])?;
-            }
-        }
+        flush::endpoints(&tx, src, ids, &self.fresh_eps, &p.ep)?;
+        flush::cas(&tx, ids, &p.ca)?;
+        flush::ca_endpoints(&tx, src, ids, &ranks, &p.ca_ep)?;
+        flush::ca_clients(&tx, src, ids, &ranks, &p.cl)?;
+        flush::ca_days(&tx, src, ids, &ranks, &p.day)?;
         tx.commit()?;
         self.stats.flushes += 1;
         if let Some(f) = &mut self.fresh_eps {

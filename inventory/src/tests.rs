@@ -11,13 +11,6 @@ const DAY: i64 = 86_400;
 /// 2026-06-01T00:00:00Z
 const REMOVED: i64 = 1_780_272_000;
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("trustmap-inv-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A test digest from a short hex pattern ("aa11" -> "aa11aa11...", 64 digits): the inventory
 /// stores and prints the 64-digit hex.
 fn hex64(short: &str) -> String {
@@ -74,7 +67,7 @@ fn t(s: i64) -> String {
 
 #[test]
 fn accumulates_across_two_runs_on_a_file_db() {
-    let dir = tmp("accum");
+    let dir = testkit::TempDir::new("inv-accum");
     let path = dir.join("inv.db");
     let p = path.to_str().unwrap();
     let src1;
@@ -155,7 +148,7 @@ fn accumulates_across_two_runs_on_a_file_db() {
 
 #[test]
 fn flushes_in_batches_and_on_drop() {
-    let dir = tmp("batch");
+    let dir = testkit::TempDir::new("inv-batch");
     let p = dir.join("b.db");
     {
         let mut inv = Inventory::open(p.to_str().unwrap()).unwrap();
@@ -175,7 +168,7 @@ fn flushes_in_batches_and_on_drop() {
 
 #[test]
 fn merges_two_sensors_idempotently() {
-    let dir = tmp("merge");
+    let dir = testkit::TempDir::new("inv-merge");
     let (a, b, out, out2) = (
         dir.join("a.db"),
         dir.join("b.db"),
@@ -367,7 +360,7 @@ fn tls13_endpoint_keeps_the_link_of_its_earlier_visible_chain() {
 
 #[test]
 fn resumed_sessions_count_against_the_last_visible_chain() {
-    let dir = tmp("resumed");
+    let dir = testkit::TempDir::new("inv-resumed");
     let p = dir.join("r.db");
     let new_ca = ca("cc33", "CN=Root C", Role::Root);
     {
@@ -700,7 +693,7 @@ removed = "2026-07-01T00:00:00Z"
 #[test]
 #[ignore]
 fn record_throughput() {
-    let dir = tmp("perf");
+    let dir = testkit::TempDir::new("inv-perf");
     let p = dir.join("p.db");
     let mut inv = Inventory::open(p.to_str().unwrap()).unwrap();
     let start = std::time::Instant::now();
@@ -786,7 +779,7 @@ fn ip_text_is_display() {
 /// another connection commits: then a chainless handshake finds the chain that one wrote.
 #[test]
 fn chainless_handshake_finds_a_chain_another_writer_committed() {
-    let dir = tmp("two-writers");
+    let dir = testkit::TempDir::new("inv-two-writers");
     let path = dir.join("inv.db");
     let p = path.to_str().unwrap();
     let mut a = Inventory::open(p).unwrap();
@@ -856,7 +849,7 @@ fn record_names(inv: &mut Inventory, prefix: &str, n: usize) {
 /// counts: for endpoints it wrote itself, and after another writer filled an endpoint's names.
 #[test]
 fn set_caps_hold_for_a_handle_that_started_on_an_empty_database() {
-    let dir = tmp("fresh-caps");
+    let dir = testkit::TempDir::new("inv-fresh-caps");
     let path = dir.join("inv.db");
     let p = path.to_str().unwrap();
     let names = |inv: &Inventory| {
@@ -889,7 +882,7 @@ fn set_caps_hold_for_a_handle_that_started_on_an_empty_database() {
     drop((a, a2));
     let _ = std::fs::remove_dir_all(&dir);
 
-    let dir = tmp("fresh-caps-2");
+    let dir = testkit::TempDir::new("inv-fresh-caps-2");
     let path = dir.join("inv.db");
     let p = path.to_str().unwrap();
     let mut a = Inventory::open(p).unwrap();

@@ -2,7 +2,7 @@
 //! date (SC-081v3: 398 / 200 / 100 / 47 days, and the earlier 825-day and 39-month limits) and
 //! the Chrome Root Program root term limit (15 years, with its phase-in schedule).
 //!
-//! Source: `rules/data/policy_dates.json` (copy of /work/shared/data/trust/policy_dates.json,
+//! Source: `rules/data/policy_dates.json` (copy of shared/data/trust/policy_dates.json,
 //! see `rules/data/SOURCE`), embedded and parsed once. The JSON is the authority; the code only
 //! reads its `schedule` arrays, so a newer copy of the file updates the limits.
 

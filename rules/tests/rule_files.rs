@@ -2,16 +2,8 @@
 //! and field.
 
 use rules::{DistrustPolicy, RuleSet, RulesError};
-use std::path::PathBuf;
 
 const SHA: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rules-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn err(text: &str) -> RulesError {
     let mut set = RuleSet::builtin(DistrustPolicy::Chrome).unwrap();
@@ -120,7 +112,7 @@ fn duplicate_ids_are_rejected() {
 
 #[test]
 fn load_file_and_directory() {
-    let d = tmpdir("dir");
+    let d = testkit::TempDir::new("rules-dir");
     std::fs::write(
         d.join("a.toml"),
         removal("removed = \"2026-06-01T00:00:00Z\""),

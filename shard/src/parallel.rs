@@ -539,47 +539,27 @@ pub fn run(
 mod tests {
     use super::*;
 
-    fn ip4(proto: u8, src: [u8; 4], dst: [u8; 4], id: u16, frag: u16, body: &[u8]) -> Vec<u8> {
-        let mut v = vec![0x45, 0, 0, 0];
-        v.extend_from_slice(&id.to_be_bytes());
-        v.extend_from_slice(&frag.to_be_bytes());
-        v.extend_from_slice(&[64, proto, 0, 0]);
-        v.extend_from_slice(&src);
-        v.extend_from_slice(&dst);
-        v.extend_from_slice(body);
-        let l = v.len() as u16;
-        v[2..4].copy_from_slice(&l.to_be_bytes());
-        v
+    use testkit::packet::{eth, ipv4_frag, tcp_hdr, udp_hdr, vxlan as vxlan_hdr};
+
+    fn ip4(proto: u8, src: [u8; 4], dst: [u8; 4], body: &[u8]) -> Vec<u8> {
+        ipv4_frag(src, dst, proto, 0, 0, false, body)
     }
 
     fn tcp(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend_from_slice(&sport.to_be_bytes());
-        v.extend_from_slice(&dport.to_be_bytes());
-        v.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
-        v.extend_from_slice(payload);
-        v
+        tcp_hdr(sport, dport, 1, 0, 0x18, payload)
     }
 
     /// VXLAN (UDP 4789) carrying an Ethernet frame with `inner` IPv4.
     fn vxlan(inner: &[u8]) -> Vec<u8> {
-        let mut vx = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
-        vx.extend_from_slice(&[0u8; 12]);
-        vx.extend_from_slice(&[0x08, 0x00]);
-        vx.extend_from_slice(inner);
-        let mut udp = vec![0xc0, 0x00, 0x12, 0xb5];
-        udp.extend_from_slice(&((vx.len() + 8) as u16).to_be_bytes());
-        udp.extend_from_slice(&[0, 0]);
-        udp.extend_from_slice(&vx);
-        udp
+        udp_hdr(0xc000, 4789, &vxlan_hdr(1, &eth(0x0800, inner)))
     }
 
     /// Splits an IP payload into two fragments (first one 8-byte aligned).
     fn fragments(proto: u8, src: [u8; 4], dst: [u8; 4], id: u16, body: &[u8]) -> [Vec<u8>; 2] {
         let cut = 24.min(body.len() / 8 * 8);
         [
-            ip4(proto, src, dst, id, 0x2000, &body[..cut]),
-            ip4(proto, src, dst, id, (cut / 8) as u16, &body[cut..]),
+            ipv4_frag(src, dst, proto, id, 0, true, &body[..cut]),
+            ipv4_frag(src, dst, proto, id, cut as u16, false, &body[cut..]),
         ]
     }
 
@@ -621,10 +601,10 @@ mod tests {
             let mut seen = std::collections::HashSet::new();
             let mut id = 1u16;
             for port in 40_000..40_016u16 {
-                let w = frame_worker(&mut r, 1, &ip4(6, a, b, 0, 0, &tcp(port, 443, b"")));
+                let w = frame_worker(&mut r, 1, &ip4(6, a, b, &tcp(port, 443, b"")));
                 // The other direction, unfragmented.
                 assert_eq!(
-                    frame_worker(&mut r, 2, &ip4(6, b, a, 0, 0, &tcp(443, port, b""))),
+                    frame_worker(&mut r, 2, &ip4(6, b, a, &tcp(443, port, b""))),
                     w
                 );
                 // A fragmented segment each way, fragments in order and in reverse.
@@ -636,9 +616,9 @@ mod tests {
                 assert_eq!(datagram_worker(&mut r, 4, &f, true), w);
                 // The same flow inside VXLAN: unfragmented, then with the outer packet fragmented
                 // (the outer fragments know nothing of the inner ports).
-                let inner = ip4(6, a, b, 0, 0, &tcp(port, 443, &[0x16; 64]));
+                let inner = ip4(6, a, b, &tcp(port, 443, &[0x16; 64]));
                 let (o1, o2) = ([192, 0, 2, 1], [192, 0, 2, 2]);
-                let wv = frame_worker(&mut r, 5, &ip4(17, o1, o2, 0, 0, &vxlan(&inner)));
+                let wv = frame_worker(&mut r, 5, &ip4(17, o1, o2, &vxlan(&inner)));
                 assert_eq!(wv, w, "inner flow hash through VXLAN");
                 let f = fragments(17, o1, o2, id + 2, &vxlan(&inner));
                 assert_eq!(datagram_worker(&mut r, 6, &f, false), w);

@@ -445,8 +445,7 @@ mod tests {
         })
         .unwrap();
         inv.flush().unwrap();
-        let dir = std::env::temp_dir().join(format!("trustmap-report-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = testkit::TempDir::new("report");
         let hp = dir.join("r.html");
         write_html(&inv, &removals, 1_500, &hp).unwrap();
         let page = std::fs::read_to_string(&hp).unwrap();
@@ -464,6 +463,5 @@ mod tests {
         assert!(d.contains("<script>alert(1)</script>\\\"\\\\\""), "{d}");
         assert!(d.contains("ca0 -> ep0"));
         assert!(d.contains("ep0 -> cl0 [label=\"accepted\"]"));
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

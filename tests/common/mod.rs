@@ -1,23 +1,3 @@
 //! Helpers shared by the integration tests (each test file includes this with `mod common;`).
 
-/// Fails with the first differing line, not two walls of JSON.
-pub fn assert_same(what: &str, got: &[u8], want: &[u8]) {
-    if got == want {
-        return;
-    }
-    let (g, w) = (String::from_utf8_lossy(got), String::from_utf8_lossy(want));
-    let (gl, wl): (Vec<&str>, Vec<&str>) = (g.lines().collect(), w.lines().collect());
-    let i = gl
-        .iter()
-        .zip(wl.iter())
-        .position(|(a, b)| a != b)
-        .unwrap_or(gl.len().min(wl.len()));
-    panic!(
-        "{what}: {} vs {} lines; first difference at line {}:\n got: {}\nwant: {}",
-        gl.len(),
-        wl.len(),
-        i + 1,
-        gl.get(i).unwrap_or(&"<none>"),
-        wl.get(i).unwrap_or(&"<none>")
-    );
-}
+pub use testkit::assert_same;

@@ -528,8 +528,7 @@ mod tests {
 
     #[test]
     fn user_anchors_from_file_and_dir() {
-        let dir = std::env::temp_dir().join(format!("trustmap-anchors-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = testkit::TempDir::new("anchors");
         std::fs::write(dir.join("bundle.pem"), CHROME_CERTS).unwrap();
         std::fs::write(dir.join("notes.txt"), "no certificates here").unwrap();
         let mut s = TrustStores::empty();
@@ -538,12 +537,11 @@ mod tests {
             135
         );
         let mut d = TrustStores::empty();
-        assert_eq!(d.add_anchors_path(&dir, "corp").unwrap(), 135);
+        assert_eq!(d.add_anchors_path(dir.path(), "corp").unwrap(), 135);
         assert!(d.anchors().all(|e| e.stores == vec!["corp"]));
         assert!(d
             .add_anchors_path(&dir.join("missing.pem"), "corp")
             .is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

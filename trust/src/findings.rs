@@ -5,7 +5,6 @@
 //! `chain.misordered`, `chain.unknown_anchor`, `cert.self_signed`, `key.weak`, `signature.weak`,
 //! `cert.lifetime_exceeds_policy`, `tls.sni_mismatch`, `anchor.term_limit`.
 
-use crate::anchors::unix_from_ymdhms;
 use crate::chain::{ChainIssue, ChainResult, PathEnd};
 use analyzer::cert::CertInfo;
 
@@ -35,22 +34,14 @@ pub struct Finding {
     pub message: String,
 }
 
-/// Tunables (defaults follow DESIGN.md and `data/trust/policy_dates.json`).
+/// Tunables. The dated policies (the CA/B Forum lifetime schedule, Chrome's root term limit) are
+/// not tunables: they come from `rules::policy`, the one copy of that data.
 #[derive(Debug, Clone)]
 pub struct PolicyConfig {
     /// `cert.expiring` fires when the leaf expires within this many seconds.
     pub expiring_within_secs: i64,
     pub min_rsa_bits: u32,
     pub min_ec_bits: u32,
-    /// Chrome root term limit for keys created after the phase-in (policy_dates.json
-    /// `chrome_root_term_limit.max_key_age_years` = 15). Key age is approximated by the anchor's
-    /// notBefore (the policy also accepts the earliest certificate with the same key).
-    pub root_term_limit_secs: i64,
-    /// Phase-in (policy_dates.json `phase_in_schedule`): (key created before, approximate removal).
-    /// Keys older than the first bucket get its date as well.
-    pub root_term_phase_in: Vec<(i64, i64)>,
-    /// (issued on or after, max validity days), ascending; from SC-081v3 in policy_dates.json.
-    pub lifetime_schedule: Vec<(i64, i64)>,
 }
 
 impl Default for PolicyConfig {
@@ -59,33 +50,6 @@ impl Default for PolicyConfig {
             expiring_within_secs: 30 * DAY,
             min_rsa_bits: 2048,
             min_ec_bits: 256,
-            // 15 years of 365.25 days.
-            root_term_limit_secs: 15 * 36_525 * DAY / 100,
-            root_term_phase_in: vec![
-                (
-                    unix_from_ymdhms(2008, 1, 1, 0, 0, 0),
-                    unix_from_ymdhms(2026, 4, 15, 0, 0, 0),
-                ),
-                (
-                    unix_from_ymdhms(2010, 1, 1, 0, 0, 0),
-                    unix_from_ymdhms(2027, 4, 15, 0, 0, 0),
-                ),
-                (
-                    unix_from_ymdhms(2012, 1, 1, 0, 0, 0),
-                    unix_from_ymdhms(2028, 4, 15, 0, 0, 0),
-                ),
-                (
-                    unix_from_ymdhms(2014, 4, 15, 0, 0, 0),
-                    unix_from_ymdhms(2029, 4, 15, 0, 0, 0),
-                ),
-            ],
-            lifetime_schedule: vec![
-                (unix_from_ymdhms(2018, 3, 1, 0, 0, 0), 825),
-                (unix_from_ymdhms(2020, 9, 1, 0, 0, 0), 398),
-                (unix_from_ymdhms(2026, 3, 15, 0, 0, 0), 200),
-                (unix_from_ymdhms(2027, 3, 15, 0, 0, 0), 100),
-                (unix_from_ymdhms(2029, 3, 15, 0, 0, 0), 47),
-            ],
         }
     }
 }
@@ -111,26 +75,6 @@ fn f(
         ca,
         message,
     }
-}
-
-/// Max validity (days) for a leaf issued at `not_before`, or None before the schedule starts.
-pub fn max_lifetime_days(cfg: &PolicyConfig, not_before: i64) -> Option<i64> {
-    cfg.lifetime_schedule
-        .iter()
-        .rev()
-        .find(|(from, _)| not_before >= *from)
-        .map(|(_, d)| *d)
-}
-
-/// When Chrome's root term limit removes an anchor whose key dates from `not_before`.
-pub fn term_limit_removal(cfg: &PolicyConfig, not_before: i64) -> i64 {
-    cfg.root_term_phase_in
-        .iter()
-        .find(|(before, _)| not_before < *before)
-        .map_or(
-            not_before.saturating_add(cfg.root_term_limit_secs),
-            |(_, r)| *r,
-        )
 }
 
 /// Does `pattern` (a SAN dNSName or CN) cover `host`? Case-insensitive; a wildcard only as the whole
@@ -323,21 +267,14 @@ pub fn evaluate(
         .iter()
         .any(|a| a.stores.iter().any(|s| s == "mozilla" || s == "chrome"));
     if public && !leaf.is_ca {
-        if let Some(max) = max_lifetime_days(cfg, leaf.not_before) {
-            let secs = leaf
-                .not_after
-                .saturating_sub(leaf.not_before)
-                .saturating_add(1);
-            let days = (secs + DAY - 1) / DAY;
-            if days > max {
-                out.push(f(
-                    "cert.lifetime_exceeds_policy",
-                    SEV_LOW,
-                    leaf,
-                    None,
-                    format!("validity {days} days exceeds {max} for certificates issued then"),
-                ));
-            }
+        if let Some((days, max)) = rules::lifetime_exceeds_policy(leaf.not_before, leaf.not_after) {
+            out.push(f(
+                "cert.lifetime_exceeds_policy",
+                SEV_LOW,
+                leaf,
+                None,
+                format!("validity {days} days exceeds {max} for certificates issued then"),
+            ));
         }
     }
     if let Some(sni) = sni.filter(|s| !s.is_empty()) {
@@ -356,7 +293,9 @@ pub fn evaluate(
         .anchor()
         .is_some_and(|a| a.stores.iter().any(|s| s == crate::anchors::STORE_CHROME));
     if let (Some(p), Some(t)) = (pref, top) {
-        if p.end == PathEnd::Anchor && in_chrome && instant >= term_limit_removal(cfg, t.not_before)
+        if p.end == PathEnd::Anchor
+            && in_chrome
+            && instant >= rules::chrome_root_term_end(t.not_before)
         {
             out.push(f(
                 "anchor.term_limit",
@@ -376,6 +315,7 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::anchors::unix_from_ymdhms;
 
     #[test]
     fn wildcard_rules() {
@@ -402,47 +342,10 @@ mod tests {
     }
 
     #[test]
-    fn lifetime_schedule_by_issuance() {
-        let cfg = PolicyConfig::default();
-        assert_eq!(
-            max_lifetime_days(&cfg, unix_from_ymdhms(2025, 1, 1, 0, 0, 0)),
-            Some(398)
-        );
-        assert_eq!(
-            max_lifetime_days(&cfg, unix_from_ymdhms(2026, 3, 15, 0, 0, 0)),
-            Some(200)
-        );
-        assert_eq!(
-            max_lifetime_days(&cfg, unix_from_ymdhms(2026, 3, 14, 23, 59, 59)),
-            Some(398)
-        );
-        assert_eq!(
-            max_lifetime_days(&cfg, unix_from_ymdhms(2028, 1, 1, 0, 0, 0)),
-            Some(100)
-        );
-        assert_eq!(
-            max_lifetime_days(&cfg, unix_from_ymdhms(2030, 1, 1, 0, 0, 0)),
-            Some(47)
-        );
-        assert_eq!(
-            max_lifetime_days(&cfg, unix_from_ymdhms(2019, 1, 1, 0, 0, 0)),
-            Some(825)
-        );
-        assert_eq!(
-            max_lifetime_days(&cfg, unix_from_ymdhms(2017, 1, 1, 0, 0, 0)),
-            None
-        );
-    }
-
-    #[test]
-    fn term_limit_phase_in() {
-        let cfg = PolicyConfig::default();
+    fn dated_policies_come_from_rules_policy() {
         let d = |y, m, dd| unix_from_ymdhms(y, m, dd, 0, 0, 0);
-        assert_eq!(term_limit_removal(&cfg, d(2006, 11, 27)), d(2026, 4, 15));
-        assert_eq!(term_limit_removal(&cfg, d(1999, 1, 1)), d(2026, 4, 15));
-        assert_eq!(term_limit_removal(&cfg, d(2009, 6, 1)), d(2027, 4, 15));
-        assert_eq!(term_limit_removal(&cfg, d(2013, 6, 1)), d(2029, 4, 15));
-        let nb = d(2016, 1, 1);
-        assert_eq!(term_limit_removal(&cfg, nb), nb + cfg.root_term_limit_secs);
+        assert_eq!(rules::chrome_root_term_end(d(2006, 11, 27)), d(2026, 4, 15));
+        assert_eq!(rules::max_lifetime_days(d(2025, 1, 1)), 398);
+        assert_eq!(rules::max_lifetime_days(d(2030, 1, 1)), 47);
     }
 }

@@ -10,7 +10,8 @@
 
 pub mod pcap;
 pub mod pki;
-pub mod rng;
+/// The seeded generator, shared with the tests (`testkit::Rng`).
+pub use testkit::rng;
 pub mod tls;
 mod traffic;
 

@@ -1,0 +1,36 @@
+//! Test scaffolding shared by every crate's tests and benches (a dev-dependency only): the
+//! repository's test inputs (`corpus`), packet and capture-file builders (`packet`, `pcap`,
+//! `tls`), a seeded generator (`rng`), temporary directories (`tmp`) and output comparison.
+#![forbid(unsafe_code)]
+
+pub mod corpus;
+pub mod packet;
+pub mod pcap;
+pub mod rng;
+pub mod tls;
+pub mod tmp;
+
+pub use rng::Rng;
+pub use tmp::TempDir;
+
+/// Fails with the first differing line, not two walls of text (NDJSON, CSV, ...).
+pub fn assert_same(what: &str, got: &[u8], want: &[u8]) {
+    if got == want {
+        return;
+    }
+    let (g, w) = (String::from_utf8_lossy(got), String::from_utf8_lossy(want));
+    let (gl, wl): (Vec<&str>, Vec<&str>) = (g.lines().collect(), w.lines().collect());
+    let i = gl
+        .iter()
+        .zip(wl.iter())
+        .position(|(a, b)| a != b)
+        .unwrap_or(gl.len().min(wl.len()));
+    panic!(
+        "{what}: {} vs {} lines; first difference at line {}:\n got: {}\nwant: {}",
+        gl.len(),
+        wl.len(),
+        i + 1,
+        gl.get(i).unwrap_or(&"<none>"),
+        wl.get(i).unwrap_or(&"<none>")
+    );
+}
