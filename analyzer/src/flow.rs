@@ -194,7 +194,7 @@ impl Analyzer {
         inner: &mut Inner,
         dir: Dir,
         ts: TimestampNs,
-        events: Vec<Event>,
+        events: Vec<Event<'_>>,
         protocol: Protocol,
     ) {
         for ev in events {
