@@ -65,7 +65,7 @@ fn records(hs: &[u8], max: usize) -> Vec<u8> {
 }
 
 /// Feeds `segments` into a fresh deframer; returns the handshake messages completed.
-fn run(segments: &[&[u8]], out: &mut Vec<Event>) -> usize {
+fn run<'a>(segments: &[&'a [u8]], out: &mut Vec<Event<'a>>) -> usize {
     out.clear();
     let mut d = Deframer::new(1 << 20);
     for s in segments {

@@ -5,6 +5,7 @@
 use crate::tls::deframer::{ct, Event};
 use crate::tls::handshake::msg;
 use crate::tls::reader::Rd;
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 pub const DTLS_RECORD_HEADER_LEN: usize = 13;
@@ -103,8 +104,9 @@ pub struct DtlsDir {
 
 /// What one datagram showed for a direction.
 #[derive(Debug, Default)]
-pub struct DatagramEvents {
-    pub events: Vec<Event>,
+pub struct DatagramEvents<'a> {
+    /// A message carried whole by one fragment is borrowed from the datagram.
+    pub events: Vec<Event<'a>>,
     /// A ClientHello with a new random (a new handshake on the same flow) was seen: the caller
     /// resets the other direction too.
     pub new_client_hello: bool,
@@ -117,7 +119,7 @@ impl DtlsDir {
     }
 
     /// Parses one datagram's records.
-    pub fn feed(&mut self, d: &[u8], max_message: usize) -> DatagramEvents {
+    pub fn feed<'a>(&mut self, d: &'a [u8], max_message: usize) -> DatagramEvents<'a> {
         let mut out = DatagramEvents::default();
         let mut r = Rd::new(d);
         for _ in 0..MAX_RECORDS_PER_DATAGRAM {
@@ -164,7 +166,7 @@ impl DtlsDir {
         out
     }
 
-    fn handshake(&mut self, body: &[u8], max_message: usize, out: &mut DatagramEvents) {
+    fn handshake<'a>(&mut self, body: &'a [u8], max_message: usize, out: &mut DatagramEvents<'a>) {
         let mut r = Rd::new(body);
         for _ in 0..MAX_RECORDS_PER_DATAGRAM {
             if r.is_empty() {
@@ -206,6 +208,15 @@ impl DtlsDir {
                     continue;
                 }
             }
+            if off == 0 && flen == len && !self.pending.contains_key(&seq) {
+                // The whole message in one fragment: delivered as it lies in the datagram.
+                self.deliver(seq);
+                out.events.push(Event::Handshake {
+                    typ,
+                    body: Cow::Borrowed(frag),
+                });
+                continue;
+            }
             let p = self.pending.entry(seq).or_insert_with(|| Partial {
                 typ,
                 buf: vec![0; len],
@@ -217,17 +228,22 @@ impl DtlsDir {
             }
             if p.complete() {
                 if let Some(p) = self.pending.remove(&seq) {
-                    if self.delivered.len() >= MAX_DELIVERED {
-                        self.delivered.pop_first();
-                    }
-                    self.delivered.insert(seq);
+                    self.deliver(seq);
                     out.events.push(Event::Handshake {
                         typ: p.typ,
-                        body: p.buf,
+                        body: Cow::Owned(p.buf),
                     });
                 }
             }
         }
+    }
+
+    /// Remembers `seq` as delivered (the oldest is forgotten past [`MAX_DELIVERED`]).
+    fn deliver(&mut self, seq: u16) {
+        if self.delivered.len() >= MAX_DELIVERED {
+            self.delivered.pop_first();
+        }
+        self.delivered.insert(seq);
     }
 }
 
@@ -272,12 +288,13 @@ mod tests {
             ev,
             vec![Event::Handshake {
                 typ: 11,
-                body: msgdata.clone()
+                body: msgdata.clone().into()
             }]
         );
         // a retransmission of a delivered message is dropped
         assert!(d.feed(&f1, 1 << 20).events.is_empty());
-        let ev = d.feed(&record(22, 1, &[0; 40]), 1 << 20).events;
+        let encrypted = record(22, 1, &[0; 40]);
+        let ev = d.feed(&encrypted, 1 << 20).events;
         assert_eq!(ev, vec![Event::EncryptedHandshake]);
     }
 

@@ -212,7 +212,7 @@ impl Analyzer {
         inner: &mut Inner,
         dir: Dir,
         ts: TimestampNs,
-        events: Vec<Event>,
+        events: Vec<Event<'_>>,
         protocol: Protocol,
     ) {
         for ev in events {
@@ -234,7 +234,7 @@ impl Analyzer {
                         .session
                         .get_or_insert_with(|| Session::new(protocol, starttls, ts));
                     s.on_message(dir, typ, &body, ts, &mut self.certs, &mut self.out);
-                    if typ == msg::SERVER_HELLO && s.tls13 {
+                    if typ == msg::SERVER_HELLO && s.tls13() {
                         let retry = hs::parse_server_hello(&body).is_some_and(|h| h.hello_retry);
                         if !retry {
                             if let Mode::Tls(d) = &mut inner.dirs[dir.index()].mode {

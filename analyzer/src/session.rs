@@ -1,6 +1,8 @@
-//! One handshake being observed: the state fed by parsed messages of both directions, turned into
-//! a [`Handshake`] record when it completes, fails or its flow ends. Directions here are capture
-//! directions ([`Dir`]); who is the TLS client is learnt from the messages.
+//! One handshake being observed: a [`State`] moved by parsed messages and records of both
+//! directions, turned into a [`Handshake`] record when it reaches a final state or its flow ends.
+//! The transitions set the outcome; what the messages carried (versions, cipher, certificates,
+//! alert) and what each direction sent are kept as data. Directions here are capture directions
+//! ([`Dir`]); who is the TLS client is learnt from the messages.
 
 use crate::cert::CertCache;
 use crate::fingerprint;
@@ -12,16 +14,84 @@ use capture::{CloseKind, Dir, FlowCtx, TimestampNs};
 /// Alert level "fatal".
 pub const ALERT_FATAL: u8 = 2;
 
-/// Per-direction facts.
+/// Where one handshake stands, in the spirit of rustls's `Expect*` states: each state names what
+/// the bytes have shown and what comes next. Transitions set [`Session`]'s outcome; the states
+/// from [`State::Established`] on are final ([`Session::is_done`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Nothing seen yet, or only messages that are no hello (a capture that missed the hellos).
+    ExpectClientHello,
+    /// The ClientHello is out: the server's answer (ServerHello, HelloVerifyRequest or an alert).
+    ExpectServerHello,
+    /// A HelloRetryRequest: the next ClientHello continues this handshake (it only adds a cookie or
+    /// a key share), and the next ServerHello decides the version.
+    ExpectRetriedHello,
+    /// A TLS <= 1.2 ServerHello: the server's Certificate (full handshake) or its ChangeCipherSpec
+    /// (resumption) is next.
+    ExpectServerFlight,
+    /// The server's Certificate is out and the client has sent nothing since: what it does next
+    /// judges the chain (a fatal alert or a close rejects it, its flight goes on to accept it).
+    ExpectClientFlight,
+    /// The client answered the chain with records (ClientKeyExchange, ...) but no ChangeCipherSpec
+    /// yet: a close from here on is not a rejection.
+    ExpectClientCcs,
+    /// The server changed cipher spec without a Certificate: a resumed (abbreviated) handshake,
+    /// there is no chain to judge; Finished both ways is awaited.
+    ExpectResumedFinished,
+    /// The client's ChangeCipherSpec after the chain with no fatal alert of its own: it accepted
+    /// the chain; Finished (or application data) both ways is awaited.
+    ExpectFinished,
+    /// TLS 1.3: everything after the ServerHello is encrypted, so the chain cannot be judged;
+    /// only establishment or a failure can still be seen.
+    Encrypted,
+    /// ChangeCipherSpec and Finished both ways, or application data both ways: nothing more to
+    /// learn from the bytes.
+    Established,
+    /// A fatal alert ended the handshake.
+    Failed,
+    /// The client closed right after the server's Certificate, with no alert and no record in
+    /// between: it rejected the chain.
+    ClientClosed,
+    /// SSLv2: the SERVER-HELLO (with the certificate, if any) is the last visible message.
+    Sslv2Done,
+}
+
+impl State {
+    /// Nothing more about the handshake will be learnt from the bytes.
+    fn is_final(self) -> bool {
+        matches!(
+            self,
+            State::Established | State::Failed | State::ClientClosed | State::Sslv2Done
+        )
+    }
+}
+
+/// How far one direction's record layer got.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Progress {
+    /// Plaintext handshake records only.
+    #[default]
+    Handshake,
+    /// Its ChangeCipherSpec: what follows is encrypted.
+    ChangeCipherSpec,
+    /// An encrypted handshake record after its ChangeCipherSpec (its Finished).
+    Finished,
+}
+
+/// What one capture direction sent (facts, not states).
 #[derive(Debug, Default, Clone)]
-struct Side2 {
-    ccs: bool,
-    /// An encrypted handshake record after CCS (Finished).
-    finished: bool,
+struct Sent {
+    progress: Progress,
     app_data: bool,
     closed: Option<CloseKind>,
-    /// Records/messages sent after the server's Certificate.
-    records_after_server_cert: u32,
+    /// The client sent a record after the server's Certificate (it did not just close on it).
+    answered: bool,
+}
+
+impl Sent {
+    fn ccs(&self) -> bool {
+        self.progress >= Progress::ChangeCipherSpec
+    }
 }
 
 /// A handshake in progress.
@@ -32,24 +102,28 @@ pub struct Session {
     pub start_ts: TimestampNs,
     /// The capture direction in which the TLS client sends.
     pub client_dir: Option<Dir>,
+    state: State,
+    /// How the client reacted to the chain, as decided by the transitions so far.
+    outcome: Outcome,
+    /// The server went to its ChangeCipherSpec after a TLS <= 1.2 ServerHello without a
+    /// Certificate.
+    resumed: bool,
     client_hello: Option<ClientHello>,
     /// A v2 CLIENT-HELLO version (no extensions, no fingerprint).
     v2_client_version: Option<u16>,
-    pub server_hello_seen: bool,
-    hello_retry: bool,
+    /// Negotiated version of the last ServerHello (or 0x0002 for an SSLv2 SERVER-HELLO).
     pub version: Option<u16>,
+    /// A ServerHello selected TLS 1.3 (or DTLS 1.3): certificates are encrypted.
+    tls13: bool,
+    /// The last ServerHello was a HelloRetryRequest (a ClientHello then continues this handshake,
+    /// whatever state a same-segment record moved it to).
+    hello_retry: bool,
     cipher: Option<u16>,
     server_chain: Option<Vec<CertRef>>,
     client_chain: Option<Vec<CertRef>>,
     cert_request_cas: Option<Vec<Vec<u8>>>,
     alert: Option<Alert>,
-    dirs: [Side2; 2],
-    /// The server's Certificate has been seen.
-    server_cert_seen: bool,
-    /// TLS 1.3 (or DTLS 1.3): the rest of the handshake is encrypted.
-    pub tls13: bool,
-    /// Set for SSLv2: the SERVER-HELLO closes what can be seen.
-    v2_done: bool,
+    sent: [Sent; 2],
     /// Handshake messages seen (for "was anything seen at all").
     pub messages: u32,
     /// Malformed messages seen.
@@ -63,23 +137,28 @@ impl Session {
             starttls,
             start_ts: ts,
             client_dir: None,
+            state: State::ExpectClientHello,
+            outcome: Outcome::Unknown,
+            resumed: false,
             client_hello: None,
             v2_client_version: None,
-            server_hello_seen: false,
-            hello_retry: false,
             version: None,
+            tls13: false,
+            hello_retry: false,
             cipher: None,
             server_chain: None,
             client_chain: None,
             cert_request_cas: None,
             alert: None,
-            dirs: [Side2::default(), Side2::default()],
-            server_cert_seen: false,
-            tls13: false,
-            v2_done: false,
+            sent: [Sent::default(), Sent::default()],
             messages: 0,
             malformed: 0,
         }
+    }
+
+    /// Where the handshake stands.
+    pub fn state(&self) -> State {
+        self.state
     }
 
     fn side_of(&self, d: Dir) -> Side {
@@ -104,7 +183,7 @@ impl Session {
     /// A hello or a certificate was seen: worth a record (a stray message is not).
     pub fn worth_reporting(&self) -> bool {
         self.has_client_hello()
-            || self.server_hello_seen
+            || self.version.is_some()
             || self.server_chain.is_some()
             || self.client_chain.is_some()
     }
@@ -122,7 +201,43 @@ impl Session {
         if random.is_some() && random == self.client_random() {
             return false;
         }
-        self.server_hello_seen && !self.hello_retry
+        self.version.is_some() && !self.hello_retry
+    }
+
+    /// A ServerHello selected TLS 1.3 (or DTLS 1.3): what follows a ServerHello that is no
+    /// HelloRetryRequest is encrypted.
+    pub fn tls13(&self) -> bool {
+        self.tls13
+    }
+
+    fn client(&self) -> Option<&Sent> {
+        self.client_dir.map(|c| &self.sent[c.index()])
+    }
+
+    fn server_cert_seen(&self) -> bool {
+        self.server_chain.is_some()
+    }
+
+    /// The outcome `o`, where a chain can be judged at all (a visible, non-empty server chain).
+    fn judged(&self, o: Outcome) -> Outcome {
+        let chain = self.server_chain.as_ref().is_some_and(|c| !c.is_empty());
+        if self.tls13 || !chain {
+            Outcome::Unknown
+        } else {
+            o
+        }
+    }
+
+    fn client_fatal(&self) -> bool {
+        self.alert
+            .is_some_and(|a| a.level == ALERT_FATAL && a.from == Side::Client)
+    }
+
+    /// Moves to `next` unless the handshake already reached a final state.
+    fn go(&mut self, next: State) {
+        if !self.state.is_final() {
+            self.state = next;
+        }
     }
 
     /// One complete plaintext handshake message from direction `d`.
@@ -147,6 +262,9 @@ impl Session {
                         if self.client_hello.is_none() {
                             self.client_hello = Some(ch);
                         }
+                        if self.state == State::ExpectClientHello {
+                            self.state = State::ExpectServerHello;
+                        }
                     }
                     None => self.malformed += 1,
                 }
@@ -157,14 +275,7 @@ impl Session {
                     self.malformed += 1;
                     return;
                 };
-                self.server_hello_seen = true;
-                self.hello_retry = sh.hello_retry;
-                let v = sh.version();
-                self.version = Some(v);
-                self.cipher = Some(sh.cipher);
-                if hs::is_tls13(v) {
-                    self.tls13 = true;
-                }
+                self.on_server_hello(&sh);
             }
             msg::HELLO_VERIFY_REQUEST => {
                 self.set_client(d.other());
@@ -184,10 +295,7 @@ impl Session {
                     .map(|der| cert_ref(der, ts, certs, out))
                     .collect();
                 if self.side_of(d) == Side::Server {
-                    if self.server_chain.is_none() {
-                        self.server_chain = Some(chain);
-                    }
-                    self.server_cert_seen = true;
+                    self.on_server_certificate(chain);
                 } else if self.client_chain.is_none() {
                     self.client_chain = Some(chain);
                 }
@@ -207,12 +315,103 @@ impl Session {
         }
     }
 
+    fn on_server_hello(&mut self, sh: &hs::ServerHello) {
+        let v = sh.version();
+        self.version = Some(v);
+        self.cipher = Some(sh.cipher);
+        self.hello_retry = sh.hello_retry;
+        if hs::is_tls13(v) {
+            self.tls13 = true;
+            self.outcome = Outcome::Unknown;
+        }
+        self.resumed = self.resumable();
+        let next = if sh.hello_retry {
+            State::ExpectRetriedHello
+        } else if self.tls13 {
+            State::Encrypted
+        } else if self.server_cert_seen() {
+            self.after_certificate()
+        } else if self.resumed {
+            State::ExpectResumedFinished
+        } else {
+            State::ExpectServerFlight
+        };
+        self.go(next);
+    }
+
+    /// A ServerHello of TLS <= 1.2 (not SSLv2), the server's ChangeCipherSpec and no Certificate.
+    fn resumable(&self) -> bool {
+        let server = self.client_dir.unwrap_or(Dir::Orig).other();
+        self.version.is_some()
+            && !self.tls13
+            && self.protocol != Protocol::Sslv2
+            && !self.server_cert_seen()
+            && self.sent[server.index()].ccs()
+    }
+
+    /// Where a TLS <= 1.2 handshake stands once the server's Certificate is out.
+    fn after_certificate(&self) -> State {
+        match self.client() {
+            Some(c) if c.ccs() => State::ExpectFinished,
+            Some(c) if c.answered => State::ExpectClientCcs,
+            _ => State::ExpectClientFlight,
+        }
+    }
+
+    fn on_server_certificate(&mut self, chain: Vec<CertRef>) {
+        if self.server_chain.is_none() {
+            self.server_chain = Some(chain);
+            self.resumed = false;
+            self.judge_chain();
+        }
+    }
+
+    /// A server chain to judge has just appeared: what the client already did counts.
+    fn judge_chain(&mut self) {
+        if self.client_closed_after_cert() {
+            self.outcome = self.judged(Outcome::RejectedClose);
+            self.go(State::ClientClosed);
+            return;
+        }
+        self.outcome = match self.alert {
+            Some(a) if a.level == ALERT_FATAL && a.from == Side::Client && a.after_server_cert => {
+                self.judged(Outcome::RejectedAlert { code: a.code })
+            }
+            _ if self.client().is_some_and(Sent::ccs) && !self.client_fatal() => {
+                self.judged(Outcome::Accepted)
+            }
+            _ if self.established() => self.judged(Outcome::Accepted),
+            _ => Outcome::Unknown,
+        };
+        // After a HelloRetryRequest the next ServerHello still decides the version.
+        if !self.tls13 && self.state != State::ExpectRetriedHello {
+            let next = self.after_certificate();
+            self.go(next);
+        }
+    }
+
+    /// The client closed right after the server's Certificate: before its CCS, no alert, and
+    /// without sending a record in between.
+    fn client_closed_after_cert(&self) -> bool {
+        self.server_cert_seen()
+            && self
+                .client()
+                .is_some_and(|c| c.closed.is_some() && !c.ccs() && !c.app_data && !c.answered)
+            && !self.client_alerted()
+    }
+
+    fn client_alerted(&self) -> bool {
+        self.alert.is_some_and(|a| a.from == Side::Client)
+    }
+
     /// Any record or message from direction `d` (a client that sends anything after the server's
     /// Certificate did not just close on it).
     pub fn on_activity(&mut self, d: Dir) {
-        if self.server_cert_seen && Some(d) == self.client_dir {
-            let s = &mut self.dirs[d.index()];
-            s.records_after_server_cert = s.records_after_server_cert.saturating_add(1);
+        if self.server_cert_seen() && Some(d) == self.client_dir {
+            self.sent[d.index()].answered = true;
+            if self.state == State::ExpectClientFlight {
+                self.state = State::ExpectClientCcs;
+            }
         }
     }
 
@@ -221,6 +420,9 @@ impl Session {
         self.messages = self.messages.saturating_add(1);
         self.set_client(d);
         self.v2_client_version = Some(version);
+        if self.state == State::ExpectClientHello {
+            self.state = State::ExpectServerHello;
+        }
     }
 
     /// An SSLv2 SERVER-HELLO: the certificate is the server chain, and nothing more is visible.
@@ -235,33 +437,71 @@ impl Session {
         self.messages = self.messages.saturating_add(1);
         self.set_client(d.other());
         self.protocol = Protocol::Sslv2;
-        self.server_hello_seen = true;
         self.version = Some(0x0002);
+        self.resumed = false;
         // SSLv2 cipher kinds are 3 bytes and do not fit the TLS cipher suite field.
         self.cipher = None;
         if let Some(der) = hello.certificate {
             self.server_chain = Some(vec![cert_ref(der, ts, certs, out)]);
-            self.server_cert_seen = true;
         } else if hello.session_id_hit {
             // Session resumption in SSLv2: no certificate.
             self.server_chain = None;
         }
-        self.v2_done = true;
+        self.judge_chain();
+        self.go(State::Sslv2Done);
     }
 
     pub fn on_ccs(&mut self, d: Dir) {
-        self.dirs[d.index()].ccs = true;
-    }
-
-    pub fn on_encrypted_handshake(&mut self, d: Dir) {
-        let s = &mut self.dirs[d.index()];
-        if s.ccs {
-            s.finished = true;
+        let s = &mut self.sent[d.index()];
+        if s.progress < Progress::ChangeCipherSpec {
+            s.progress = Progress::ChangeCipherSpec;
+        }
+        let from_client = Some(d) == self.client_dir;
+        if from_client {
+            if !self.client_fatal() {
+                self.outcome = self.judged(Outcome::Accepted);
+            }
+            if matches!(
+                self.state,
+                State::ExpectClientFlight | State::ExpectClientCcs
+            ) {
+                self.state = State::ExpectFinished;
+            }
+        } else {
+            self.resumed = self.resumable();
+            if self.resumed && self.state == State::ExpectServerFlight {
+                self.state = State::ExpectResumedFinished;
+            }
         }
     }
 
+    pub fn on_encrypted_handshake(&mut self, d: Dir) {
+        let s = &mut self.sent[d.index()];
+        if s.progress == Progress::ChangeCipherSpec {
+            s.progress = Progress::Finished;
+        }
+        self.check_established();
+    }
+
     pub fn on_app_data(&mut self, d: Dir) {
-        self.dirs[d.index()].app_data = true;
+        self.sent[d.index()].app_data = true;
+        self.check_established();
+    }
+
+    /// CCS+Finished both ways, or application data both ways.
+    fn established(&self) -> bool {
+        let [a, b] = &self.sent;
+        (a.progress == Progress::Finished && b.progress == Progress::Finished)
+            || (a.app_data && b.app_data)
+    }
+
+    fn check_established(&mut self) {
+        if self.state != State::Established && self.established() {
+            if !matches!(self.outcome, Outcome::RejectedAlert { .. }) {
+                self.outcome = self.judged(Outcome::Accepted);
+            }
+            self.state = State::Established;
+        }
     }
 
     pub fn on_alert(&mut self, d: Dir, level: u8, code: u8, ts: TimestampNs) {
@@ -271,81 +511,47 @@ impl Session {
             level,
             code,
             ts_ns: ts,
-            after_server_cert: self.server_cert_seen && !self.dirs[d.index()].ccs,
+            after_server_cert: self.server_cert_seen() && !self.sent[d.index()].ccs(),
         };
         match self.alert {
             None => self.alert = Some(a),
             Some(prev) if prev.level != ALERT_FATAL && level == ALERT_FATAL => self.alert = Some(a),
-            _ => {}
+            _ => return,
         }
+        if level != ALERT_FATAL {
+            return;
+        }
+        if from == Side::Server && self.client_closed_after_cert() {
+            // The client's close after the chain stands again: the only alert on record from it
+            // (a warning taken as the client's before the roles were known) gave way.
+            self.outcome = self.judged(Outcome::RejectedClose);
+        }
+        if from == Side::Client {
+            self.outcome = if a.after_server_cert {
+                self.judged(Outcome::RejectedAlert { code })
+            } else if self.established() {
+                self.judged(Outcome::Accepted)
+            } else {
+                Outcome::Unknown
+            };
+        }
+        self.go(State::Failed);
     }
 
     pub fn on_close(&mut self, d: Dir, kind: CloseKind) {
-        let s = &mut self.dirs[d.index()];
+        let s = &mut self.sent[d.index()];
         if s.closed.is_none() {
             s.closed = Some(kind);
         }
-    }
-
-    fn fatal_alert(&self) -> bool {
-        self.alert.is_some_and(|a| a.level == ALERT_FATAL)
-    }
-
-    /// CCS+Finished both ways, or application data both ways.
-    pub fn established(&self) -> bool {
-        let [a, b] = &self.dirs;
-        (a.ccs && a.finished && b.ccs && b.finished) || (a.app_data && b.app_data)
-    }
-
-    /// The client closed right after the server's Certificate: before its CCS, no alert, and
-    /// without sending a handshake message in between.
-    fn client_closed_after_cert(&self) -> bool {
-        let Some(c) = self.client_dir else {
-            return false;
-        };
-        let s = &self.dirs[c.index()];
-        self.server_cert_seen
-            && s.closed.is_some()
-            && !s.ccs
-            && !s.app_data
-            && s.records_after_server_cert == 0
-            && self.alert.is_none_or(|a| a.from != Side::Client)
+        if Some(d) == self.client_dir && self.client_closed_after_cert() {
+            self.outcome = self.judged(Outcome::RejectedClose);
+            self.go(State::ClientClosed);
+        }
     }
 
     /// Nothing more about this handshake will be learnt from the bytes.
     pub fn is_done(&self) -> bool {
-        self.v2_done || self.fatal_alert() || self.established() || self.client_closed_after_cert()
-    }
-
-    fn outcome(&self) -> Outcome {
-        let chain = self.server_chain.as_ref().is_some_and(|c| !c.is_empty());
-        if self.tls13 || !chain {
-            return Outcome::Unknown;
-        }
-        if let Some(a) = self.alert {
-            if a.level == ALERT_FATAL && a.from == Side::Client && a.after_server_cert {
-                return Outcome::RejectedAlert { code: a.code };
-            }
-        }
-        // The client went on to its ChangeCipherSpec without a fatal alert of its own: it accepted
-        // the chain (a later fatal alert from the server is about something else, e.g. the
-        // client's certificate).
-        if let Some(c) = self.client_dir {
-            let s = &self.dirs[c.index()];
-            let client_fatal = self
-                .alert
-                .is_some_and(|a| a.level == ALERT_FATAL && a.from == Side::Client);
-            if s.ccs && !client_fatal {
-                return Outcome::Accepted;
-            }
-        }
-        if self.established() {
-            return Outcome::Accepted;
-        }
-        if self.client_closed_after_cert() {
-            return Outcome::RejectedClose;
-        }
-        Outcome::Unknown
+        self.state.is_final()
     }
 
     /// The record of this handshake, emitted at `ts`.
@@ -355,16 +561,6 @@ impl Session {
             Dir::Orig => (ctx.orig, ctx.resp),
             Dir::Resp => (ctx.resp, ctx.orig),
         };
-        let outcome = self.outcome();
-        let established = self.established();
-        // Resumed: a ServerHello (TLS <= 1.2) followed by the server's CCS without a Certificate.
-        let server_ccs = self.dirs[client_dir.other().index()].ccs;
-        let resumed = self.server_hello_seen
-            && !self.tls13
-            && self.protocol != Protocol::Sslv2
-            && !self.server_cert_seen
-            && server_ccs;
-        let chain_visible = !self.tls13;
         let fp_proto = if self.protocol == Protocol::Dtls {
             'd'
         } else {
@@ -405,10 +601,10 @@ impl Session {
             client_chain: self.client_chain,
             cert_request_cas: self.cert_request_cas,
             alert: self.alert,
-            established,
-            resumed,
-            chain_visible,
-            outcome,
+            established: self.state == State::Established,
+            resumed: self.resumed,
+            chain_visible: !self.tls13,
+            outcome: self.outcome,
         }
     }
 }
@@ -542,6 +738,46 @@ mod tests {
         let h = s.finish(&ctx(), 12);
         assert!(h.resumed && h.server_chain.is_none());
         assert_eq!(h.outcome, Outcome::Unknown);
+    }
+
+    #[test]
+    fn states_of_full_resumed_and_tls13_handshakes() {
+        let (mut s, _, _) = up_to_cert();
+        assert_eq!(s.state(), State::ExpectClientFlight);
+        s.on_activity(Dir::Resp);
+        assert_eq!(s.state(), State::ExpectClientCcs);
+        s.on_ccs(Dir::Resp);
+        assert_eq!(s.state(), State::ExpectFinished);
+        s.on_encrypted_handshake(Dir::Resp);
+        s.on_ccs(Dir::Orig);
+        s.on_encrypted_handshake(Dir::Orig);
+        assert_eq!(s.state(), State::Established);
+
+        let mut s = Session::new(Protocol::Tls, None, 10);
+        let (mut c, mut o) = (CertCache::new(), Vec::new());
+        assert_eq!(s.state(), State::ExpectClientHello);
+        let hello = client_hello();
+        s.on_message(Dir::Orig, msg::CLIENT_HELLO, &hello, 10, &mut c, &mut o);
+        assert_eq!(s.state(), State::ExpectServerHello);
+        s.on_message(
+            Dir::Resp,
+            msg::SERVER_HELLO,
+            &server_hello(),
+            11,
+            &mut c,
+            &mut o,
+        );
+        assert_eq!(s.state(), State::ExpectServerFlight);
+        s.on_ccs(Dir::Resp);
+        assert_eq!(s.state(), State::ExpectResumedFinished);
+
+        let mut s = Session::new(Protocol::Tls, None, 10);
+        let mut tls13 = server_hello();
+        tls13.extend_from_slice(&[0, 6, 0, 0x2b, 0, 2, 3, 4]);
+        s.on_message(Dir::Orig, msg::CLIENT_HELLO, &hello, 10, &mut c, &mut o);
+        s.on_message(Dir::Resp, msg::SERVER_HELLO, &tls13, 11, &mut c, &mut o);
+        assert_eq!(s.state(), State::Encrypted);
+        assert!(s.tls13());
     }
 
     #[test]

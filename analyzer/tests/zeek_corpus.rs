@@ -9,12 +9,21 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// The corpus: the repository copy if present, else the shared reference data.
-fn corpus() -> Option<PathBuf> {
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pcaps/zeek");
-    [local, PathBuf::from("/work/shared/pcaps/zeek")]
-        .into_iter()
-        .find(|p| p.join("expected").is_dir())
+/// The repository's copy of the corpus (captures and tshark's `expected/`).
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/zeek");
+
+/// Captures in the corpus: a test that reads fewer did not run on the corpus.
+const MIN_CAPTURES: usize = 90;
+
+/// The corpus directory; a missing corpus is a failure, not a skip.
+fn corpus() -> PathBuf {
+    let dir = PathBuf::from(CORPUS);
+    assert!(
+        dir.join("expected").is_dir(),
+        "zeek corpus missing: {} (with expected/) must be present",
+        dir.display()
+    );
+    dir
 }
 
 /// Certificate messages tshark misses but the bytes carry (SOURCE.md, "tshark limitations").
@@ -42,14 +51,15 @@ fn run(pcap: &Path) -> Vec<Handshake> {
         Analyzer::new(AnalyzerConfig::default()),
     );
     let mut hs = Vec::new();
-    let _ = capture::source::read_file(pcap, &mut |p| {
+    capture::source::read_file(pcap, &mut |p| {
         engine.process(p);
         for o in engine.app_mut().out.drain(..) {
             if let Output::Handshake(h) = o {
                 hs.push(*h);
             }
         }
-    });
+    })
+    .unwrap_or_else(|e| panic!("{}: {e}", pcap.display()));
     let (mut app, _) = engine.finish();
     for o in app.out.drain(..) {
         if let Output::Handshake(h) = o {
@@ -94,7 +104,7 @@ fn messages(hs: &[Handshake]) -> Vec<Msg> {
 
 fn jsonl(p: &Path) -> Vec<Value> {
     std::fs::read_to_string(p)
-        .unwrap_or_default()
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).expect("json"))
@@ -129,13 +139,20 @@ fn expected(p: &Path) -> Vec<Msg> {
         .collect()
 }
 
+/// The corpus captures, sorted; fails when fewer than [`MIN_CAPTURES`] are there.
 fn pcaps(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("corpus")
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
         .collect();
     v.sort();
+    assert!(
+        v.len() >= MIN_CAPTURES,
+        "{}: {} captures, expected at least {MIN_CAPTURES}",
+        dir.display(),
+        v.len()
+    );
     v
 }
 
@@ -156,10 +173,7 @@ fn version_name(v: u16) -> String {
 
 #[test]
 fn zeek_corpus_certificate_messages() {
-    let Some(dir) = corpus() else {
-        eprintln!("zeek corpus not present; skipped");
-        return;
-    };
+    let dir = corpus();
     let (mut exp_total, mut matched, mut got_total, mut explained) = (0, 0, 0, 0);
     let mut report = String::new();
     let (mut sess_total, mut sess_ok) = (0, 0);
@@ -271,7 +285,7 @@ fn tls_cipher_name(id: u16) -> Option<&'static str> {
 #[test]
 #[ignore]
 fn dump_handshakes() {
-    let Some(dir) = corpus() else { return };
+    let dir = corpus();
     for pcap in pcaps(&dir) {
         let stem = pcap
             .file_stem()
@@ -317,7 +331,7 @@ fn tsv(name: &str) -> HashMap<(String, String), Vec<Vec<String>>> {
 /// tests/data/ja4_from_tshark.py (an independent implementation over tshark's dissection).
 #[test]
 fn fingerprints_match_independent_computation() {
-    let Some(dir) = corpus() else { return };
+    let dir = corpus();
     let ja3 = tsv("ja3_tshark.tsv");
     let ja4 = tsv("ja4_tshark.tsv");
     let (mut n3, mut ok3, mut n4, mut ok4) = (0, 0, 0, 0);
@@ -368,7 +382,7 @@ fn fingerprints_match_independent_computation() {
 #[test]
 fn corpus_handshake_semantics() {
     use analyzer::{Outcome, Protocol, Side};
-    let Some(dir) = corpus() else { return };
+    let dir = corpus();
     let one = |stem: &str| -> Vec<Handshake> { run(&dir.join(format!("{stem}.pcap"))) };
     let first = |stem: &str| -> Handshake {
         one(stem)

@@ -8,6 +8,7 @@
 //! types are reported.
 
 use super::reader::{be16_at, be24};
+use std::borrow::Cow;
 
 /// Record content types.
 pub mod ct {
@@ -34,13 +35,15 @@ pub enum DeframeError {
     MessageTooLarge,
 }
 
-/// What one direction's bytes showed, in order.
+/// What one direction's bytes showed, in order. A handshake message that lies whole inside a
+/// record of the fed bytes is borrowed from them; one that spans records (or whose record was
+/// split across `feed` calls) is copied out of the deframer's buffers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum Event<'a> {
     /// A complete plaintext handshake message (body without its 4-byte header).
     Handshake {
         typ: u8,
-        body: Vec<u8>,
+        body: Cow<'a, [u8]>,
     },
     ChangeCipherSpec,
     /// A plaintext alert.
@@ -119,7 +122,7 @@ impl Deframer {
         self.rec_buf.len() + self.hs_buf.len()
     }
 
-    fn fail(&mut self, e: DeframeError, out: &mut Vec<Event>) {
+    fn fail(&mut self, e: DeframeError, out: &mut Vec<Event<'_>>) {
         self.broken = true;
         self.errors += 1;
         self.rec_buf = Vec::new();
@@ -128,7 +131,7 @@ impl Deframer {
     }
 
     /// Feeds in-order stream bytes; appends what they completed to `out`.
-    pub fn feed(&mut self, data: &[u8], out: &mut Vec<Event>) {
+    pub fn feed<'a>(&mut self, data: &'a [u8], out: &mut Vec<Event<'a>>) {
         if self.broken {
             self.ignored_bytes += data.len() as u64;
             return;
@@ -149,11 +152,8 @@ impl Deframer {
             }
             let typ = input.first().copied().unwrap_or(0);
             self.records += 1;
-            self.record(
-                typ,
-                input.get(RECORD_HEADER_LEN..end).unwrap_or_default(),
-                out,
-            );
+            let body = input.get(RECORD_HEADER_LEN..end).unwrap_or_default();
+            self.record(typ, body, Cow::Borrowed, out);
             input = input.get(end..).unwrap_or_default();
         }
         if input.is_empty() {
@@ -164,6 +164,19 @@ impl Deframer {
             if self.broken {
                 self.ignored_bytes += input.len() as u64;
                 return;
+            }
+            // After a buffered record, a whole plausible record at the start of `input` is again
+            // handled in place.
+            if let Some(end) = self.whole_record(input) {
+                let typ = input.first().copied().unwrap_or(0);
+                self.records += 1;
+                let body = input.get(RECORD_HEADER_LEN..end).unwrap_or_default();
+                self.record(typ, body, Cow::Borrowed, out);
+                input = input.get(end..).unwrap_or_default();
+                if input.is_empty() {
+                    return;
+                }
+                continue;
             }
             // Complete the header first.
             if self.rec_buf.len() < RECORD_HEADER_LEN {
@@ -193,14 +206,32 @@ impl Deframer {
             self.records += 1;
             let typ = rec.first().copied().unwrap_or(0);
             let body = rec.get(RECORD_HEADER_LEN..).unwrap_or_default();
-            self.record(typ, body, out);
+            self.record(typ, body, |m| Cow::Owned(m.to_vec()), out);
             if input.is_empty() {
                 return;
             }
         }
     }
 
-    fn record(&mut self, typ: u8, body: &[u8], out: &mut Vec<Event>) {
+    /// With no partial record buffered: the length of the whole, plausible record at the start
+    /// of `input`, if it is all there.
+    fn whole_record(&self, input: &[u8]) -> Option<usize> {
+        if !self.rec_buf.is_empty() {
+            return None;
+        }
+        let end = RECORD_HEADER_LEN + be16_at(input, 3)? as usize;
+        (input.len() >= end && plausible_record_header(input)).then_some(end)
+    }
+
+    /// One whole record. `keep` turns a message that lies inside `body` into an event body:
+    /// borrowed when `body` is in the fed bytes, copied when it is in a buffer about to go.
+    fn record<'a, 'b>(
+        &mut self,
+        typ: u8,
+        body: &'b [u8],
+        keep: impl Fn(&'b [u8]) -> Cow<'a, [u8]>,
+        out: &mut Vec<Event<'a>>,
+    ) {
         match typ {
             ct::CHANGE_CIPHER_SPEC => {
                 out.push(Event::ChangeCipherSpec);
@@ -218,14 +249,19 @@ impl Deframer {
                 }
             }
             ct::HANDSHAKE if self.encrypted => out.push(Event::EncryptedHandshake),
-            ct::HANDSHAKE => self.handshake(body, out),
+            ct::HANDSHAKE => self.handshake(body, keep, out),
             ct::APPLICATION_DATA => out.push(Event::ApplicationData),
             ct::HEARTBEAT => out.push(Event::Heartbeat),
             _ => {}
         }
     }
 
-    fn handshake(&mut self, body: &[u8], out: &mut Vec<Event>) {
+    fn handshake<'a, 'b>(
+        &mut self,
+        body: &'b [u8],
+        keep: impl Fn(&'b [u8]) -> Cow<'a, [u8]>,
+        out: &mut Vec<Event<'a>>,
+    ) {
         // Fast path: no partial message pending, parse directly from the record.
         let mut rest = body;
         if self.hs_buf.is_empty() {
@@ -239,7 +275,7 @@ impl Deframer {
                 };
                 out.push(Event::Handshake {
                     typ,
-                    body: msg.to_vec(),
+                    body: keep(msg),
                 });
                 rest = rest.get(HS_HEADER_LEN + len..).unwrap_or_default();
             }
@@ -262,7 +298,10 @@ impl Deframer {
                 .unwrap_or_default()
                 .to_vec();
             self.hs_buf.drain(..HS_HEADER_LEN + len);
-            out.push(Event::Handshake { typ, body });
+            out.push(Event::Handshake {
+                typ,
+                body: Cow::Owned(body),
+            });
         }
     }
 }
@@ -316,14 +355,17 @@ mod tests {
         assert_eq!(
             ev,
             vec![
-                Event::Handshake { typ: 11, body: big },
+                Event::Handshake {
+                    typ: 11,
+                    body: big.into()
+                },
                 Event::Handshake {
                     typ: 14,
-                    body: vec![]
+                    body: vec![].into()
                 },
                 Event::Handshake {
                     typ: 16,
-                    body: vec![1, 2, 3]
+                    body: vec![1, 2, 3].into()
                 },
                 Event::ChangeCipherSpec,
                 Event::EncryptedHandshake,
@@ -337,14 +379,16 @@ mod tests {
     fn caps_and_bad_headers() {
         let mut d = Deframer::new(1000);
         let mut ev = Vec::new();
-        d.feed(&record(22, &[11, 0, 0x10, 0]), &mut ev);
+        let too_large = record(22, &[11, 0, 0x10, 0]);
+        d.feed(&too_large, &mut ev);
         assert_eq!(ev, vec![Event::Error(DeframeError::MessageTooLarge)]);
         assert!(d.is_broken());
         let mut d = Deframer::new(1000);
         let mut ev = Vec::new();
+        let hello = record(22, &hs(1, &[]));
         d.feed(b"GET / HTTP/1.1\r\n", &mut ev);
         assert_eq!(ev, vec![Event::Error(DeframeError::BadRecordHeader)]);
-        d.feed(&record(22, &hs(1, &[])), &mut ev);
+        d.feed(&hello, &mut ev);
         assert_eq!(ev.len(), 1, "a broken direction stays broken");
         assert_eq!(d.errors, 1);
     }
@@ -353,7 +397,8 @@ mod tests {
     fn plaintext_alerts() {
         let mut d = Deframer::new(1000);
         let mut ev = Vec::new();
-        d.feed(&record(21, &[1, 112, 2, 40]), &mut ev);
+        let alerts = record(21, &[1, 112, 2, 40]);
+        d.feed(&alerts, &mut ev);
         assert_eq!(
             ev,
             vec![
