@@ -213,9 +213,7 @@ mod tests {
     use super::*;
 
     fn client_hello_record() -> Vec<u8> {
-        let mut b = vec![0x16, 3, 1, 0, 46, 1, 0, 0, 42, 3, 3];
-        b.extend_from_slice(&[0u8; 40]);
-        b
+        testkit::tls::client_hello_record(None)
     }
 
     #[test]

@@ -643,26 +643,7 @@ mod tests {
 
     /// A ClientHello record with SNI "mx.example".
     fn client_hello_record() -> Vec<u8> {
-        let sni = b"mx.example";
-        let mut ext = vec![0, 0];
-        let l = sni.len() as u16;
-        ext.extend_from_slice(&(l + 5).to_be_bytes());
-        ext.extend_from_slice(&(l + 3).to_be_bytes());
-        ext.push(0);
-        ext.extend_from_slice(&l.to_be_bytes());
-        ext.extend_from_slice(sni);
-        let mut body = vec![3, 3];
-        body.extend_from_slice(&[5; 32]);
-        body.extend_from_slice(&[0, 0, 2, 0xc0, 0x2f, 1, 0]);
-        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-        body.extend_from_slice(&ext);
-        let mut hs = vec![1, 0];
-        hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
-        hs.extend_from_slice(&body);
-        let mut rec = vec![0x16, 3, 1];
-        rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
-        rec.extend_from_slice(&hs);
-        rec
+        testkit::tls::client_hello_record(Some("mx.example"))
     }
 
     #[test]

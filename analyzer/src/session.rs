@@ -638,10 +638,7 @@ mod tests {
     }
 
     fn client_hello() -> Vec<u8> {
-        let mut b = vec![3, 3];
-        b.extend_from_slice(&[1; 32]);
-        b.extend_from_slice(&[0, 0, 2, 0x00, 0x2f, 1, 0]);
-        b
+        testkit::tls::client_hello_body(1, 0x002f, None)
     }
 
     fn server_hello() -> Vec<u8> {

@@ -7,26 +7,7 @@ use analyzer::{dtls, sslv2, Analyzer, AnalyzerConfig};
 use capture::{App, CloseKind, Dir, EndReason, FlowCtx, Transport};
 use std::net::{IpAddr, Ipv4Addr};
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        let mut v = Vec::with_capacity(n);
-        for _ in 0..n {
-            v.push(self.next() as u8);
-        }
-        v
-    }
-}
+use testkit::Rng;
 
 fn ctx(t: Transport) -> FlowCtx {
     FlowCtx {
@@ -47,7 +28,7 @@ fn tls_seed(r: &mut Rng) -> Vec<u8> {
         3,
         0x40,
         0x00,
-        1 + (r.below(2) as u8),
+        1 + (r.index(2) as u8),
         0,
         0x3f,
         0xfc,
@@ -55,7 +36,7 @@ fn tls_seed(r: &mut Rng) -> Vec<u8> {
         3,
     ];
     v.extend({
-        let n = r.below(600);
+        let n = r.index(600);
         r.bytes(n)
     });
     v
@@ -63,7 +44,7 @@ fn tls_seed(r: &mut Rng) -> Vec<u8> {
 
 #[test]
 fn random_bytes_never_panic() {
-    let mut r = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut r = Rng::new(0x9e37_79b9_7f4a_7c15);
     let cfg = AnalyzerConfig {
         max_handshake_message: 1 << 16,
         max_plaintext_scan: 4096,
@@ -76,34 +57,34 @@ fn random_bytes_never_panic() {
             Transport::Tcp
         });
         let mut st = Default::default();
-        for _ in 0..r.below(20) + 1 {
-            let dir = if r.below(2) == 0 {
+        for _ in 0..r.index(20) + 1 {
+            let dir = if r.index(2) == 0 {
                 Dir::Orig
             } else {
                 Dir::Resp
             };
-            let data = match r.below(4) {
+            let data = match r.index(4) {
                 0 => {
-                    let n = r.below(2000);
+                    let n = r.index(2000);
                     r.bytes(n)
                 }
                 1 => tls_seed(&mut r),
                 2 => {
                     let mut v = vec![0x16, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 40, 1];
                     v.extend({
-                        let n = r.below(200);
+                        let n = r.index(200);
                         r.bytes(n)
                     });
                     v
                 }
                 _ => {
                     let mut v = vec![
-                        0x80 | r.below(4) as u8,
-                        r.next() as u8,
-                        1 + 3 * (r.below(2) as u8),
+                        0x80 | r.index(4) as u8,
+                        r.next_u64() as u8,
+                        1 + 3 * (r.index(2) as u8),
                     ];
                     v.extend({
-                        let n = r.below(300);
+                        let n = r.index(300);
                         r.bytes(n)
                     });
                     v
@@ -112,10 +93,10 @@ fn random_bytes_never_panic() {
             if c.transport == Transport::Udp {
                 a.on_datagram(&c, &mut st, dir, 1, &data);
             } else {
-                for chunk in data.chunks(r.below(64) + 1) {
+                for chunk in data.chunks(r.index(64) + 1) {
                     a.on_stream(&c, &mut st, dir, 1, chunk);
                 }
-                if r.below(10) == 0 {
+                if r.index(10) == 0 {
                     a.on_close(&c, &mut st, dir, 2, CloseKind::Fin);
                 }
             }
@@ -123,7 +104,7 @@ fn random_bytes_never_panic() {
         a.on_flow_end(&c, st, 3, EndReason::EndOfInput);
         // Direct parsers.
         let b = {
-            let n = r.below(500);
+            let n = r.index(500);
             r.bytes(n)
         };
         let _ = handshake::parse_client_hello(&b, i % 2 == 0);
@@ -157,7 +138,7 @@ fn bit_flipped_corpus_never_panics() {
         dir.display(),
         files.len()
     );
-    let mut r = Rng(42);
+    let mut r = Rng::new(42);
     let (mut total, mut packets) = (0usize, 0usize);
     for f in &files {
         let mut pkts: Vec<(u64, u32, Vec<u8>, u32)> = Vec::new();
@@ -176,8 +157,8 @@ fn bit_flipped_corpus_never_panics() {
                 let mut d = data.clone();
                 if d.len() > 60 {
                     for _ in 0..(1 + round) {
-                        let i = 54 + r.below(d.len() - 54);
-                        d[i] ^= 1 << r.below(8);
+                        let i = 54 + r.index(d.len() - 54);
+                        d[i] ^= 1 << r.index(8);
                     }
                 }
                 engine.process(&capture::RawPacket {
