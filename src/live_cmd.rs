@@ -8,8 +8,9 @@
 //! kernel and interface drops, flows and engine counters.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use analyzer::flow::AnalyzerStats;
 use analyzer::{Analyzer, AnalyzerConfig, Output};
 use capture::live::{LiveConfig, LiveReport};
 use capture::EngineConfig;
@@ -49,9 +50,19 @@ fn wall_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// The `trustmap.stats` event of one report.
-pub fn stats_event(r: &LiveReport, iface: &str) -> Value {
+/// The `trustmap.stats` event of one report, with the analyzer counters summed over workers.
+pub fn stats_event(r: &LiveReport, iface: &str, analyzer: &AnalyzerStats) -> Value {
     let e = r.engine();
+    let decode_problems: serde_json::Map<String, Value> = e
+        .decode_problems
+        .iter()
+        .map(|(k, n)| (format!("{k:?}"), json!(n)))
+        .collect();
+    let anomalies: serde_json::Map<String, Value> = analyzer
+        .anomalies
+        .iter()
+        .map(|(k, n)| (k.name().to_string(), json!(n)))
+        .collect();
     let workers: Vec<Value> = r
         .workers
         .iter()
@@ -79,6 +90,13 @@ pub fn stats_event(r: &LiveReport, iface: &str) -> Value {
             "flows_idle_timeout": e.flows_idle_timeout,
             "flows": r.workers.iter().map(|w| w.flows).sum::<usize>(),
             "decode_problems": e.problems_total(),
+            "decode_problems_by_kind": decode_problems,
+            "tcp_out_of_window": e.tcp_out_of_window,
+            "tcp_gaps": e.tcp_gaps,
+            "other_packets": e.other_packets,
+            "ip_fragment_overlaps": e.ip_fragment_overlaps,
+            "handshakes": analyzer.handshakes,
+            "anomalies": anomalies,
             "workers": workers,
         }}
     })
@@ -133,6 +151,12 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
         .map_err(|e| format!("stage thread: {e}"))?;
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Each worker's analyzer counters, refreshed after every batch, for the stats events.
+    let worker_stats = Arc::new(Mutex::new(vec![
+        AnalyzerStats::default();
+        live.workers.max(1)
+    ]));
+    let read_stats = worker_stats.clone();
     let out_tx = tx.clone();
     let iface = live.iface.clone();
     let mut last: Option<LiveReport> = None;
@@ -140,7 +164,14 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
         &live,
         engine,
         |_worker| Analyzer::new(analyzer.clone()),
-        move |_worker, eng| {
+        move |worker, eng| {
+            if let Some(slot) = worker_stats
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(worker)
+            {
+                slot.clone_from(&eng.app.stats);
+            }
             for o in eng.app.out.drain(..) {
                 if out_tx.send(Msg::Output(o)).is_err() {
                     break;
@@ -148,7 +179,11 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
             }
         },
         |r| {
-            let _ = tx.send(Msg::Stats(stats_event(r, &iface)));
+            let mut a = AnalyzerStats::default();
+            for w in read_stats.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                a.merge(w);
+            }
+            let _ = tx.send(Msg::Stats(stats_event(r, &iface, &a)));
             if !quiet && !r.is_final {
                 eprintln!(
                     "trustmap: {:.0}s received {} kernel drops {} if drops {} flows {}",

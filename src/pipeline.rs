@@ -192,10 +192,20 @@ pub fn summary_text(s: &RunSummary) -> String {
         "  protocols: tls flows {} (starttls {}, sslv2 {}, mid-stream {}), dtls flows {}, stun datagrams {}, not tls {}",
         a.tls_flows, a.starttls_flows, a.sslv2_flows, a.midstream, a.dtls_flows, a.stun_datagrams, a.not_tls
     );
+    let anomalies: Vec<String> = a
+        .anomalies
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{} {n}", k.name()))
+        .collect();
     let _ = writeln!(
         t,
-        "  protocol anomalies: record-layer errors {}, malformed messages {}, stream gaps {}, dtls errors {}",
-        a.deframe_errors, a.malformed_messages, a.gaps, a.dtls_errors
+        "  protocol anomalies: {}",
+        if anomalies.is_empty() {
+            "none".to_string()
+        } else {
+            anomalies.join(", ")
+        }
     );
     if c.decode_problems.is_empty() {
         let _ = writeln!(t, "  decode problems: none");

@@ -148,4 +148,11 @@ fn live_capture_equals_offline() {
     assert_eq!(last["trustmap"]["stats"]["kernel_dropped"], 0);
     assert!(last["trustmap"]["stats"]["received"].as_u64().unwrap_or(0) >= 222);
     assert!(stats.len() >= 2, "periodic and final stats");
+    // The analyzer's counters reach the stats events: every handshake of the estate capture, and
+    // each anomaly kind by name (none in this clean capture).
+    let st = &last["trustmap"]["stats"];
+    assert_eq!(st["handshakes"], 10, "{st}");
+    for kind in ["bad_record_header", "malformed_message", "stream_gap"] {
+        assert_eq!(st["anomalies"][kind], 0, "{kind}: {st}");
+    }
 }

@@ -5,6 +5,7 @@
 //! generic STARTTLS path) -> `Tls` (record deframer) or `V2` (one SSLv2 record). Parsed events of
 //! both directions feed one [`Session`], which is emitted as a [`Handshake`] once its outcome is
 //! known (then the flow is bypassed), when the client starts a new handshake, or at flow end.
+use crate::anomaly::{Anomalies, Anomaly};
 use crate::cert::{CertCache, CertInfo};
 use crate::detect::{self, Start, HELLO_SIG_LEN, PREFIX_KEEP};
 use crate::dtls::{self, DtlsDir};
@@ -50,16 +51,11 @@ pub struct AnalyzerStats {
     pub starttls_flows: u64,
     pub sslv2_flows: u64,
     pub handshakes: u64,
-    /// Record-layer errors (bad header, oversized message): the direction stopped being parsed.
-    pub deframe_errors: u64,
-    /// Handshake messages that did not parse.
-    pub malformed_messages: u64,
+    /// Protocol anomalies by kind.
+    pub anomalies: Anomalies,
     /// Flows bypassed because no TLS appeared within the plaintext budget, or because they began
     /// with a protocol that never switches to TLS (SSH, plain HTTP).
     pub not_tls: u64,
-    /// Directions that lost bytes (gaps) while parsing TLS.
-    pub gaps: u64,
-    pub dtls_errors: u64,
     pub stun_datagrams: u64,
     /// Flows picked up after their handshake (first bytes were encrypted TLS records).
     pub midstream: u64,
@@ -73,11 +69,8 @@ impl AnalyzerStats {
         self.starttls_flows += o.starttls_flows;
         self.sslv2_flows += o.sslv2_flows;
         self.handshakes += o.handshakes;
-        self.deframe_errors += o.deframe_errors;
-        self.malformed_messages += o.malformed_messages;
+        self.anomalies.merge(&o.anomalies);
         self.not_tls += o.not_tls;
-        self.gaps += o.gaps;
-        self.dtls_errors += o.dtls_errors;
         self.stun_datagrams += o.stun_datagrams;
         self.midstream += o.midstream;
     }
@@ -188,7 +181,9 @@ impl Analyzer {
 
     fn emit(&mut self, ctx: &FlowCtx, s: Session, ts: TimestampNs) {
         self.stats.handshakes += 1;
-        self.stats.malformed_messages += s.malformed as u64;
+        self.stats
+            .anomalies
+            .add(Anomaly::MalformedMessage, u64::from(s.malformed));
         self.out
             .push(Output::Handshake(Box::new(s.finish(ctx, ts))));
     }
@@ -264,7 +259,7 @@ impl Analyzer {
                     }
                 }
                 Event::EncryptedAlert | Event::Heartbeat => {}
-                Event::Error(_) => self.stats.deframe_errors += 1,
+                Event::Error(e) => self.stats.anomalies.add(e.into(), 1),
             }
         }
     }
@@ -496,7 +491,9 @@ impl Analyzer {
         };
         let before = me.errors;
         let r = me.feed(data, max);
-        self.stats.dtls_errors += me.errors - before;
+        self.stats
+            .anomalies
+            .add(Anomaly::BadDtlsRecord, me.errors.saturating_sub(before));
         if r.new_client_hello {
             other.reset();
         }
@@ -554,7 +551,7 @@ impl App for Analyzer {
         let d = &mut inner.dirs[dir.index()];
         match d.mode {
             Mode::Tls(_) | Mode::V2(_) => {
-                self.stats.gaps += 1;
+                self.stats.anomalies.add(Anomaly::StreamGap, 1);
                 d.mode = Mode::Dead;
             }
             Mode::Plain => d.tail.clear(),

@@ -6,6 +6,7 @@
 //! `x509` parses each unique certificate once into a [`CertInfo`] held by the [`CertCache`].
 #![forbid(unsafe_code)]
 
+pub mod anomaly;
 pub mod cert;
 pub mod detect;
 pub mod dtls;
@@ -17,6 +18,7 @@ pub mod session;
 pub mod sslv2;
 pub mod tls;
 
+pub use anomaly::{Anomalies, Anomaly};
 pub use cert::{CertCache, CertInfo};
 pub use flow::{Analyzer, AnalyzerConfig, Output};
 pub use model::*;
