@@ -132,50 +132,25 @@ impl Deframer {
 
     /// Feeds in-order stream bytes; appends what they completed to `out`.
     pub fn feed<'a>(&mut self, data: &'a [u8], out: &mut Vec<Event<'a>>) {
-        if self.broken {
-            self.ignored_bytes += data.len() as u64;
-            return;
-        }
         let mut input = data;
-        // Fast path: whole records at the start of `input` are handled in place, without copying
-        // them into the record buffer (the common case: one segment, whole records).
-        while self.rec_buf.is_empty() && !self.broken {
-            let Some(len) = be16_at(input, 3) else { break };
-            let end = RECORD_HEADER_LEN + len as usize;
-            if input.len() < end {
-                break;
-            }
-            if !plausible_record_header(input) {
-                self.fail(DeframeError::BadRecordHeader, out);
-                self.ignored_bytes += input.len() as u64;
-                return;
-            }
-            let typ = input.first().copied().unwrap_or(0);
-            self.records += 1;
-            let body = input.get(RECORD_HEADER_LEN..end).unwrap_or_default();
-            self.record(typ, body, Cow::Borrowed, out);
-            input = input.get(end..).unwrap_or_default();
-        }
-        if input.is_empty() {
-            return;
-        }
         // Bounded: each pass consumes at least one byte or returns.
         loop {
             if self.broken {
                 self.ignored_bytes += input.len() as u64;
                 return;
             }
-            // After a buffered record, a whole plausible record at the start of `input` is again
-            // handled in place.
+            if input.is_empty() {
+                return;
+            }
+            // The common case (one segment, whole records), and after a buffered record: a whole
+            // plausible record at the start of `input` is handled in place, without copying it
+            // into the record buffer.
             if let Some(end) = self.whole_record(input) {
                 let typ = input.first().copied().unwrap_or(0);
                 self.records += 1;
                 let body = input.get(RECORD_HEADER_LEN..end).unwrap_or_default();
                 self.record(typ, body, Cow::Borrowed, out);
                 input = input.get(end..).unwrap_or_default();
-                if input.is_empty() {
-                    return;
-                }
                 continue;
             }
             // Complete the header first.
@@ -207,9 +182,6 @@ impl Deframer {
             let typ = rec.first().copied().unwrap_or(0);
             let body = rec.get(RECORD_HEADER_LEN..).unwrap_or_default();
             self.record(typ, body, |m| Cow::Owned(m.to_vec()), out);
-            if input.is_empty() {
-                return;
-            }
         }
     }
 
