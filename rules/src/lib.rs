@@ -1,14 +1,16 @@
 //! Rules: `[[removal]]` events, the built-in distrust history, segments and policy dates.
 //!
 //! `rules` is pure data plus evaluation over simple inputs: it does not depend on `analyzer`
-//! (the binary turns `analyzer` types into [`CertFacts`] / [`AnchorFacts`]) and does no I/O
-//! except reading rule files in [`RuleSet::load`].
+//! (`enrich::RemovalFacts` turns `analyzer` types into [`CertFacts`] / [`AnchorFacts`]) and does
+//! no I/O except reading rule files in [`RuleSet::load`].
 //!
-//! * [`time`]: RFC 3339 <-> Unix seconds, used for rule dates and event timestamps.
+//! * [`time`]: RFC 3339 <-> Unix seconds and the one civil-date conversion, used for rule dates
+//!   and event timestamps.
+//! * [`digest`]: SHA-256 values as `[u8; 32]`, hex only at input and output.
 //! * [`removal`]: the TOML rule model and reader (precise errors: file, rule id, field).
 //! * [`distrust`]: the embedded distrust history (10 events, 125 certificates) and
 //!   `--distrust-policy`.
-//! * [`eval`]: `ca_removal.*` findings for one handshake; transition plans.
+//! * [`eval`]: `ca_removal.*` findings for one handshake; the transition plan.
 //! * [`segment`]: CIDR/SNI segments, internal vs external, heuristic labels.
 //! * [`policy`]: CA/B Forum lifetime schedule and Chrome root term limit.
 #![forbid(unsafe_code)]

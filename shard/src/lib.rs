@@ -1,6 +1,7 @@
 //! Packets to analyzer outputs: reads the inputs, runs the capture engine and the TLS analyzer, and
 //! hands every [`Output`] (new certificate, finished handshake) to the caller in a deterministic
-//! order. Everything downstream (chain building, findings, events, inventory) lives in `pipeline`.
+//! order. Everything downstream (chain building, findings, events, inventory) is the binary's
+//! wiring of the `enrich`, `sinks` and `inventory` stages.
 //!
 //! With `workers > 1` (see [`parallel`]) packets are sharded by flow over several engines; the
 //! outputs are put back in the one order of [`order`], so the result is the same as with one
