@@ -155,6 +155,11 @@ struct CommonArgs {
     /// defaults to the file or directory name); repeatable.
     #[arg(long = "anchors")]
     anchors: Vec<String>,
+    /// TLS key log (NSS format: SSLKEYLOGFILE, OpenSSL -keylogfile, ...); repeatable. TLS 1.3
+    /// handshake flights whose secrets are there are decrypted (never application data), and
+    /// their chains are reported with `trustmap.chain_source: "keylog"`.
+    #[arg(long = "keylog")]
+    keylogs: Vec<PathBuf>,
     #[command(flatten)]
     rules: RulesArgs,
     /// `cert.expiring` fires when the leaf expires within this many days.
@@ -307,6 +312,7 @@ fn analyze(a: AnalyzeArgs) -> ExitCode {
 /// What both `analyze` and `capture` set up before packets flow.
 struct Prepared {
     engine: capture::EngineConfig,
+    analyzer: analyzer::AnalyzerConfig,
     enricher: Enricher,
     sink: EventSink,
     inventory: inventory::InventoryWriter,
@@ -332,8 +338,19 @@ fn prepare(c: &CommonArgs) -> Result<Prepared, Fail> {
     let inventory = inventory::InventoryWriter::spawn(inv).map_err(runtime)?;
     let out =
         open_events(&c.events).map_err(|e| runtime(format!("cannot open events output: {e}")))?;
+    let mut analyzer = analyzer::AnalyzerConfig::default();
+    if !c.keylogs.is_empty() {
+        let keylog = analyzer::tls::keylog::KeyLog::new();
+        for path in &c.keylogs {
+            keylog
+                .add_file(path)
+                .map_err(|e| usage(format!("--keylog {}: {e}", path.display())))?;
+        }
+        analyzer.keylog = Some(std::sync::Arc::new(keylog));
+    }
     Ok(Prepared {
         engine,
+        analyzer,
         enricher,
         sink: EventSink::new(out),
         inventory,
@@ -345,7 +362,7 @@ fn analyze_inner(a: AnalyzeArgs) -> Result<(), Fail> {
     let opts = PacketOptions {
         inputs: a.pcaps,
         engine: p.engine.clone(),
-        analyzer: analyzer::AnalyzerConfig::default(),
+        analyzer: p.analyzer.clone(),
         workers: a.workers.max(1),
     };
     let mut stages = pipeline::Stages {
@@ -375,7 +392,7 @@ fn capture_inner(a: CaptureArgs) -> Result<(), Fail> {
     crate::live_cmd::run(crate::live_cmd::CaptureSetup {
         live,
         engine: p.engine,
-        analyzer: analyzer::AnalyzerConfig::default(),
+        analyzer: p.analyzer,
         enricher: p.enricher,
         sink: p.sink,
         inventory: p.inventory,

@@ -48,6 +48,7 @@ const CASES: &[&str] = &[
     "tcp-1byte",
     "tls10",
     "tls13",
+    "tls13-keylog",
     "unknown-ca",
     "vxlan",
 ];
@@ -63,6 +64,7 @@ const CASE_KEYS: &[&str] = &[
     "handshakes",
     "certificate_request_ca_names",
     "encapsulation",
+    "keylog",
     "note",
 ];
 const HANDSHAKE_KEYS: &[&str] = &[
@@ -77,6 +79,7 @@ const HANDSHAKE_KEYS: &[&str] = &[
     "client_chain",
     "outcome",
     "alert",
+    "certificate_request_ca_names",
     "note",
 ];
 
@@ -102,13 +105,14 @@ fn load_expected(case: &str) -> Value {
     serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// Every event of one run over `pcap` (NDJSON on stdout).
-fn run_binary(pcap: &Path) -> Vec<Value> {
-    let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
-        .args(["analyze", "-q", "-o", "-", "--db", ":memory:"])
-        .arg(pcap)
-        .output()
-        .expect("run trustmap");
+/// Every event of one run over `pcap` (NDJSON on stdout), with a key log when given.
+fn run_binary(pcap: &Path, keylog: Option<&Path>) -> Vec<Value> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustmap"));
+    cmd.args(["analyze", "-q", "-o", "-", "--db", ":memory:"]);
+    if let Some(k) = keylog {
+        cmd.arg("--keylog").arg(k);
+    }
+    let out = cmd.arg(pcap).output().expect("run trustmap");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && !err.contains("panicked"),
@@ -386,13 +390,28 @@ fn check_case(case: &str, doc: &Value, events: &[Value]) -> Vec<String> {
             }
         }
         if h["version"] == "1.3" {
+            // Hidden without keys; known from a key log when the case gives one.
             p.eq(
                 &hs,
                 "trustmap.chain_visible (TLS 1.3)",
                 tm["chain_visible"].as_bool(),
-                Some(false),
+                Some(visible),
             );
         }
+        // How the chain was known: in the clear, from a key log, or not at all.
+        let source = if !visible || (want_server.is_empty() && h["client_chain"].is_null()) {
+            None
+        } else if h["version"] == "1.3" {
+            Some("keylog")
+        } else {
+            Some("handshake")
+        };
+        p.eq(
+            &hs,
+            "trustmap.chain_source",
+            tm.get("chain_source").map(|v| v.as_str()),
+            Some(source),
+        );
         if h["resumed"] == true && !want_server.is_empty() {
             p.at(
                 &hs,
@@ -498,9 +517,15 @@ fn check_case(case: &str, doc: &Value, events: &[Value]) -> Vec<String> {
             other => panic!("{case} {hs}: unknown outcome {other:?}"),
         }
 
-        // CertificateRequest: its CA-name count (case-level list), or none at all.
+        // CertificateRequest: its CA-name count (the handshake's own list, else the case-level
+        // one), or none at all.
         let got_cr = tm["certificate_request"]["ca_names"].as_u64();
-        match cr_names {
+        let own = h.get("certificate_request_ca_names").map(|v| {
+            v.as_array()
+                .map(|a| a.len())
+                .unwrap_or_else(|| panic!("{case} {hs}: certificate_request_ca_names"))
+        });
+        match own.or(cr_names) {
             Some(n) if visible => p.eq(
                 &hs,
                 "trustmap.certificate_request.ca_names",
@@ -568,7 +593,8 @@ fn every_case_matches_its_expected_json() {
     for case in CASES {
         let doc = load_expected(case);
         handshakes += doc["handshakes"].as_array().map_or(0, Vec::len);
-        let events = run_binary(&cases_dir().join(format!("{case}.pcap")));
+        let keylog = doc["keylog"].as_str().map(|k| cases_dir().join(k));
+        let events = run_binary(&cases_dir().join(format!("{case}.pcap")), keylog.as_deref());
         problems.extend(check_case(case, &doc, &events));
     }
     assert!(
@@ -589,7 +615,7 @@ fn every_case_matches_its_expected_json() {
 fn comparison_reports_each_wrong_field() {
     let case = "mtls";
     let doc = load_expected(case);
-    let events = run_binary(&cases_dir().join("mtls.pcap"));
+    let events = run_binary(&cases_dir().join("mtls.pcap"), None);
     assert_eq!(check_case(case, &doc, &events), Vec::<String>::new());
 
     type Edit = fn(&mut Value);
@@ -677,7 +703,7 @@ fn comparison_reports_each_wrong_field() {
         .any(|m| m.contains("trustmap.starttls")));
     // A TLS 1.3 event that claims a visible chain is reported.
     let doc13 = load_expected("tls13");
-    let mut ev13 = run_binary(&cases_dir().join("tls13.pcap"));
+    let mut ev13 = run_binary(&cases_dir().join("tls13.pcap"), None);
     assert_eq!(check_case("tls13", &doc13, &ev13), Vec::<String>::new());
     for e in ev13.iter_mut().filter(|e| dataset(e) == "trustmap.tls") {
         e["trustmap"]["chain_visible"] = true.into();

@@ -20,16 +20,20 @@ pub enum Anomaly {
     StreamGap,
     /// A DTLS record or handshake fragment that did not parse.
     BadDtlsRecord,
+    /// A TLS 1.3 flight whose records did not open with the key log's secrets (another
+    /// connection's secrets, or 0-RTT data under early keys): decryption was given up.
+    UndecryptableFlight,
 }
 
 impl Anomaly {
     /// Every kind, in report order.
-    pub const ALL: [Anomaly; 5] = [
+    pub const ALL: [Anomaly; 6] = [
         Anomaly::BadRecordHeader,
         Anomaly::MessageTooLarge,
         Anomaly::MalformedMessage,
         Anomaly::StreamGap,
         Anomaly::BadDtlsRecord,
+        Anomaly::UndecryptableFlight,
     ];
 
     /// The name in reports (`trustmap.stats`, the summary).
@@ -40,6 +44,7 @@ impl Anomaly {
             Anomaly::MalformedMessage => "malformed_message",
             Anomaly::StreamGap => "stream_gap",
             Anomaly::BadDtlsRecord => "bad_dtls_record",
+            Anomaly::UndecryptableFlight => "undecryptable_flight",
         }
     }
 
@@ -50,6 +55,7 @@ impl Anomaly {
             Anomaly::MalformedMessage => 2,
             Anomaly::StreamGap => 3,
             Anomaly::BadDtlsRecord => 4,
+            Anomaly::UndecryptableFlight => 5,
         }
     }
 }
@@ -110,6 +116,6 @@ mod tests {
         assert_eq!(b.get(Anomaly::MessageTooLarge), 1);
         assert_eq!(b.total(), 4);
         let names: Vec<&str> = Anomaly::ALL.iter().map(|a| a.name()).collect();
-        assert_eq!(names.len(), 5);
+        assert_eq!(names.len(), 6);
     }
 }

@@ -131,7 +131,7 @@ impl DtlsDir {
             };
             if first & 0xe0 == 0x20 {
                 // DTLS 1.3 unified header: ciphertext until the end of the datagram.
-                out.events.push(Event::ApplicationData);
+                out.events.push(Event::ApplicationData { record: None });
                 break;
             }
             let (Some(t), Some(v), Some(epoch), Some(_seq), Some(body)) =
@@ -159,7 +159,7 @@ impl DtlsDir {
                 }
                 ct::HANDSHAKE if enc => out.events.push(Event::EncryptedHandshake),
                 ct::HANDSHAKE => self.handshake(body, max_message, &mut out),
-                ct::APPLICATION_DATA => out.events.push(Event::ApplicationData),
+                ct::APPLICATION_DATA => out.events.push(Event::ApplicationData { record: None }),
                 _ => {}
             }
         }

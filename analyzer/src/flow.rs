@@ -5,6 +5,8 @@
 //! generic STARTTLS path) -> `Tls` (record deframer) or `V2` (one SSLv2 record). Parsed events of
 //! both directions feed one [`Session`], which is emitted as a [`Handshake`] once its outcome is
 //! known (then the flow is bypassed), when the client starts a new handshake, or at flow end.
+use std::borrow::Cow;
+
 use crate::anomaly::{Anomalies, Anomaly};
 use crate::cert::{CertCache, CertInfo};
 use crate::detect::{self, Start, HELLO_SIG_LEN, PREFIX_KEEP};
@@ -12,8 +14,10 @@ use crate::dtls::{self, DtlsDir};
 use crate::model::{Handshake, Protocol};
 use crate::session::Session;
 use crate::sslv2;
-use crate::tls::deframer::{ct, plausible_record_header, Deframer, Event};
+use crate::tls::decrypt::{HandshakeDecrypter, Opened};
+use crate::tls::deframer::{ct, plausible_record_header, Deframer, Event, MessageJoiner};
 use crate::tls::handshake::{self as hs, msg};
+use crate::tls::keylog::KeyLog;
 use capture::{App, CloseKind, Dir, EndReason, FlowCtx, TimestampNs, Verdict};
 use std::sync::Arc;
 
@@ -24,6 +28,9 @@ pub struct AnalyzerConfig {
     pub max_handshake_message: usize,
     /// Plaintext bytes scanned per direction looking for a STARTTLS upgrade / TLS start.
     pub max_plaintext_scan: usize,
+    /// TLS 1.3 handshake secrets (`--keylog`): the encrypted handshake flight of a handshake
+    /// whose client random is there is decrypted (never its application data).
+    pub keylog: Option<Arc<KeyLog>>,
 }
 
 impl Default for AnalyzerConfig {
@@ -31,6 +38,7 @@ impl Default for AnalyzerConfig {
         AnalyzerConfig {
             max_handshake_message: 1 << 20,
             max_plaintext_scan: 64 * 1024,
+            keylog: None,
         }
     }
 }
@@ -59,6 +67,12 @@ pub struct AnalyzerStats {
     pub stun_datagrams: u64,
     /// Flows picked up after their handshake (first bytes were encrypted TLS records).
     pub midstream: u64,
+    /// TLS 1.3 handshakes whose secrets were in the key log, and those whose were not (with a
+    /// key log given).
+    pub keylog_found: u64,
+    pub keylog_missing: u64,
+    /// Encrypted handshake records opened with key-log secrets.
+    pub records_decrypted: u64,
 }
 
 impl AnalyzerStats {
@@ -73,6 +87,9 @@ impl AnalyzerStats {
         self.not_tls += o.not_tls;
         self.stun_datagrams += o.stun_datagrams;
         self.midstream += o.midstream;
+        self.keylog_found += o.keylog_found;
+        self.keylog_missing += o.keylog_missing;
+        self.records_decrypted += o.records_decrypted;
     }
 }
 
@@ -112,9 +129,19 @@ fn v2_record_len(buf: &[u8]) -> Option<usize> {
 /// Bytes held while classifying the start of a direction.
 const START_KEEP: usize = 16;
 
+/// One direction's TLS 1.3 handshake flight being decrypted (from the ServerHello to its
+/// Finished).
+#[derive(Debug)]
+struct Decrypting {
+    keys: HandshakeDecrypter,
+    messages: MessageJoiner,
+}
+
 #[derive(Debug, Default)]
 struct DirIn {
     mode: Mode,
+    /// Handshake keys of this direction, from a key log.
+    decrypt: Option<Box<Decrypting>>,
     /// Plaintext bytes scanned so far.
     scanned: usize,
     /// Last bytes of the plaintext (a hello header may straddle two segments).
@@ -124,6 +151,13 @@ struct DirIn {
 }
 
 impl DirIn {
+    /// No more decryption in this direction: application-data records need not be kept.
+    fn stop_keeping_records(&mut self) {
+        if let Mode::Tls(d) = &mut self.mode {
+            d.keep_records = false;
+        }
+    }
+
     fn is_tls(&self) -> bool {
         matches!(self.mode, Mode::Tls(_) | Mode::V2(_))
     }
@@ -235,6 +269,7 @@ impl Analyzer {
                             if let Mode::Tls(d) = &mut inner.dirs[dir.index()].mode {
                                 d.set_encrypted();
                             }
+                            self.install_keys(inner, dir);
                         }
                     }
                 }
@@ -253,13 +288,119 @@ impl Analyzer {
                         s.on_encrypted_handshake(dir)
                     }
                 }
-                Event::ApplicationData => {
-                    if let Some(s) = inner.session.as_mut() {
-                        s.on_app_data(dir)
+                Event::ApplicationData { record } => {
+                    let opened = match (&record, inner.dirs[dir.index()].decrypt.as_mut()) {
+                        (Some(rec), Some(dec)) => dec.keys.open(rec),
+                        _ => None,
+                    };
+                    match opened {
+                        Some(o) => self.decrypted(inner, dir, ts, o),
+                        None => {
+                            let d = &mut inner.dirs[dir.index()];
+                            if d.decrypt.as_ref().is_some_and(|x| x.keys.exhausted()) {
+                                self.stats.anomalies.add(Anomaly::UndecryptableFlight, 1);
+                                d.decrypt = None;
+                                d.stop_keeping_records();
+                            }
+                            if let Some(s) = inner.session.as_mut() {
+                                s.on_app_data(dir)
+                            }
+                        }
                     }
                 }
                 Event::EncryptedAlert | Event::Heartbeat => {}
                 Event::Error(e) => self.stats.anomalies.add(e.into(), 1),
+            }
+        }
+    }
+
+    /// A TLS 1.3 ServerHello from `server_dir`: with a key log holding this handshake's secrets,
+    /// both directions get their handshake keys.
+    fn install_keys(&mut self, inner: &mut Inner, server_dir: Dir) {
+        let Some(keylog) = self.cfg.keylog.as_ref() else {
+            return;
+        };
+        let Some(s) = inner.session.as_ref() else {
+            return;
+        };
+        let (Some(random), Some(suite)) = (s.client_random(), s.cipher()) else {
+            return;
+        };
+        let secrets = keylog.get(random);
+        let found = secrets.is_some();
+        let secrets = secrets.unwrap_or_default();
+        let max = self.cfg.max_handshake_message;
+        for (d, secret) in [
+            (server_dir, secrets.server),
+            (server_dir.other(), secrets.client),
+        ] {
+            let dir = &mut inner.dirs[d.index()];
+            dir.decrypt = secret
+                .and_then(|sec| HandshakeDecrypter::new(suite, &sec))
+                .map(|keys| {
+                    Box::new(Decrypting {
+                        keys,
+                        messages: MessageJoiner::new(max),
+                    })
+                });
+            if dir.decrypt.is_none() {
+                dir.stop_keeping_records();
+            }
+        }
+        if found {
+            self.stats.keylog_found += 1;
+        } else {
+            self.stats.keylog_missing += 1;
+        }
+    }
+
+    /// A record of `dir`'s encrypted handshake flight, opened: its handshake messages and alerts
+    /// go to the session; after the direction's Finished its keys are dropped (application data
+    /// is never decrypted).
+    fn decrypted(&mut self, inner: &mut Inner, dir: Dir, ts: TimestampNs, o: Opened) {
+        self.stats.records_decrypted += 1;
+        let d = &mut inner.dirs[dir.index()];
+        let Some(dec) = d.decrypt.as_mut() else {
+            return;
+        };
+        match o.content_type {
+            ct::HANDSHAKE => {
+                let mut msgs = Vec::new();
+                if let Err(e) =
+                    dec.messages
+                        .push(&o.plaintext, |m| Cow::Owned(m.to_vec()), &mut msgs)
+                {
+                    self.stats.anomalies.add(e.into(), 1);
+                    d.decrypt = None;
+                    d.stop_keeping_records();
+                    return;
+                }
+                let mut finished = false;
+                for m in msgs {
+                    if let (Event::Handshake { typ, body }, Some(s)) = (m, inner.session.as_mut()) {
+                        finished |= typ == msg::FINISHED;
+                        s.on_decrypted_message(dir, typ, &body, ts, &mut self.certs, &mut self.out);
+                    }
+                }
+                if finished {
+                    let d = &mut inner.dirs[dir.index()];
+                    d.decrypt = None;
+                    d.stop_keeping_records();
+                }
+            }
+            ct::ALERT => {
+                if let Some(s) = inner.session.as_mut() {
+                    for a in o.plaintext.chunks_exact(2) {
+                        if let [level, code] = a {
+                            s.on_alert(dir, *level, *code, ts);
+                        }
+                    }
+                }
+            }
+            _ => {
+                if let Some(s) = inner.session.as_mut() {
+                    s.on_app_data(dir)
+                }
             }
         }
     }
@@ -274,6 +415,7 @@ impl Analyzer {
         bytes: &[u8],
     ) {
         let mut d = Box::new(Deframer::new(self.cfg.max_handshake_message));
+        d.keep_records = self.cfg.keylog.is_some();
         let mut ev = Vec::new();
         d.feed(bytes, &mut ev);
         inner.dirs[dir.index()].mode = Mode::Tls(d);

@@ -97,7 +97,29 @@ pub struct Handshake {
     pub established: bool,
     /// Abbreviated handshake: the server resumed a session (no Certificate).
     pub resumed: bool,
-    /// False for TLS 1.3 (certificates encrypted).
+    /// False for TLS 1.3 (certificates encrypted), unless a key log decrypted the flight.
     pub chain_visible: bool,
+    /// How the chains were known: `Some(Handshake)` when a Certificate was read in the clear,
+    /// `Some(Keylog)` when it was decrypted with key-log secrets, `None` when none was seen.
+    pub chain_source: Option<ChainSource>,
     pub outcome: Outcome,
+}
+
+/// How a chain was known (`trustmap.chain_source`); evidence of different kinds is never mixed
+/// without this label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainSource {
+    /// A Certificate message in the clear (TLS <= 1.2, SSLv2).
+    Handshake,
+    /// A TLS 1.3 Certificate decrypted with secrets from a key log.
+    Keylog,
+}
+
+impl ChainSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChainSource::Handshake => "handshake",
+            ChainSource::Keylog => "keylog",
+        }
+    }
 }

@@ -7,7 +7,7 @@
 use crate::cert::CertCache;
 use crate::fingerprint;
 use crate::flow::Output;
-use crate::model::{Alert, CertRef, Handshake, Outcome, Protocol, Side};
+use crate::model::{Alert, CertRef, ChainSource, Handshake, Outcome, Protocol, Side};
 use crate::tls::handshake::{self as hs, msg, ClientHello};
 use capture::{CloseKind, Dir, FlowCtx, TimestampNs};
 
@@ -115,6 +115,8 @@ pub struct Session {
     pub version: Option<u16>,
     /// A ServerHello selected TLS 1.3 (or DTLS 1.3): certificates are encrypted.
     tls13: bool,
+    /// The TLS 1.3 flight was decrypted with key-log secrets (its messages are known).
+    decrypted: bool,
     /// The last ServerHello was a HelloRetryRequest (a ClientHello then continues this handshake,
     /// whatever state a same-segment record moved it to).
     hello_retry: bool,
@@ -144,6 +146,7 @@ impl Session {
             v2_client_version: None,
             version: None,
             tls13: false,
+            decrypted: false,
             hello_retry: false,
             cipher: None,
             server_chain: None,
@@ -210,6 +213,11 @@ impl Session {
         self.tls13
     }
 
+    /// The negotiated cipher suite.
+    pub fn cipher(&self) -> Option<u16> {
+        self.cipher
+    }
+
     fn client(&self) -> Option<&Sent> {
         self.client_dir.map(|c| &self.sent[c.index()])
     }
@@ -221,7 +229,7 @@ impl Session {
     /// The outcome `o`, where a chain can be judged at all (a visible, non-empty server chain).
     fn judged(&self, o: Outcome) -> Outcome {
         let chain = self.server_chain.as_ref().is_some_and(|c| !c.is_empty());
-        if self.tls13 || !chain {
+        if (self.tls13 && !self.decrypted) || !chain {
             Outcome::Unknown
         } else {
             o
@@ -310,6 +318,60 @@ impl Session {
                     }
                     None => self.malformed += 1,
                 }
+            }
+            _ => {}
+        }
+    }
+
+    /// One handshake message of a TLS 1.3 flight from direction `d`, decrypted with key-log
+    /// secrets: the certificates (1.3 form), the CertificateRequest's CA names, and Finished,
+    /// which from the client means it accepted the server's chain (it sends Finished only after
+    /// checking the Certificate and CertificateVerify).
+    pub fn on_decrypted_message(
+        &mut self,
+        d: Dir,
+        typ: u8,
+        body: &[u8],
+        ts: TimestampNs,
+        certs: &mut CertCache,
+        out: &mut Vec<Output>,
+    ) {
+        if !self.tls13 {
+            return;
+        }
+        self.messages = self.messages.saturating_add(1);
+        self.decrypted = true;
+        match typ {
+            msg::CERTIFICATE => {
+                let list = hs::parse_certificate13(body);
+                if list.malformed {
+                    self.malformed += 1;
+                }
+                let chain: Vec<CertRef> = list
+                    .certs
+                    .iter()
+                    .map(|der| cert_ref(der, ts, certs, out))
+                    .collect();
+                if self.side_of(d) == Side::Server {
+                    self.on_server_certificate(chain);
+                } else if self.client_chain.is_none() {
+                    self.client_chain = Some(chain);
+                }
+            }
+            msg::CERTIFICATE_REQUEST => match hs::parse_certificate_request13(body) {
+                Some(cas) => {
+                    if self.cert_request_cas.is_none() {
+                        self.cert_request_cas = Some(cas);
+                    }
+                }
+                None => self.malformed += 1,
+            },
+            msg::FINISHED => {
+                self.sent[d.index()].progress = Progress::Finished;
+                if Some(d) == self.client_dir && !self.client_fatal() {
+                    self.outcome = self.judged(Outcome::Accepted);
+                }
+                self.check_established();
             }
             _ => {}
         }
@@ -452,6 +514,11 @@ impl Session {
     }
 
     pub fn on_ccs(&mut self, d: Dir) {
+        // TLS 1.3's ChangeCipherSpec is a middlebox-compatibility dummy: it says nothing about
+        // the chain (the client sends it before its alert as before its Finished).
+        if self.tls13 {
+            return;
+        }
         let s = &mut self.sent[d.index()];
         if s.progress < Progress::ChangeCipherSpec {
             s.progress = Progress::ChangeCipherSpec;
@@ -574,6 +641,13 @@ impl Session {
             }
             None => (None, None, None),
         };
+        let chain_source = if self.server_chain.is_none() && self.client_chain.is_none() {
+            None
+        } else if self.decrypted {
+            Some(ChainSource::Keylog)
+        } else {
+            Some(ChainSource::Handshake)
+        };
         let ch = self.client_hello.unwrap_or_default();
         let has_ch = !ch.random.is_empty();
         Handshake {
@@ -603,7 +677,8 @@ impl Session {
             alert: self.alert,
             established: self.state == State::Established,
             resumed: self.resumed,
-            chain_visible: !self.tls13,
+            chain_visible: !self.tls13 || self.decrypted,
+            chain_source,
             outcome: self.outcome,
         }
     }

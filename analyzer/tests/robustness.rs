@@ -48,6 +48,7 @@ fn random_bytes_never_panic() {
     let cfg = AnalyzerConfig {
         max_handshake_message: 1 << 16,
         max_plaintext_scan: 4096,
+        ..AnalyzerConfig::default()
     };
     for i in 0..3000 {
         let mut a = Analyzer::new(cfg.clone());

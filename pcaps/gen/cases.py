@@ -197,6 +197,60 @@ def unknown_ca():
                    "the client trusts only 'Trustmap Other Root CA' and aborts with a fatal unknown_ca (48) alert")
 
 
+def tls13_keylog():
+    """TLS 1.3 from OpenSSL with the clients' key log (s_client -keylogfile, the NSS format
+    SSLKEYLOGFILE writes) in pcaps/cases/tls13-keylog.keys: the three common suites, mTLS, a
+    HelloRetryRequest, a client that refuses the chain (its unknown_ca alert is encrypted), and one
+    connection whose secrets are not in the key log."""
+    import os
+    keys = os.path.join(os.path.dirname(p("root.pem")), "..", "tls13-keylog.keys")
+    if os.path.exists(keys):
+        os.remove(keys)
+    sni = "server.test.example"
+    a = ("127.0.1.30", 443)
+    proc = s_server(*a, p("server-chain.pem"), p("server.key"), "-tls1_3", naccept=5)
+    out = []
+    for port, suite in ((40030, "TLS_AES_128_GCM_SHA256"), (40031, "TLS_AES_256_GCM_SHA384"),
+                        (40032, "TLS_CHACHA20_POLY1305_SHA256")):
+        c = ("127.0.2.30", port)
+        s_client(*a, c, "-tls1_3", "-ciphersuites", suite, "-CAfile", p("root.pem"), "-verify_return_error",
+                 "-keylogfile", keys, servername=sni, check=b"HTTP/1.0 200 ok")
+        out.append(hs(c, a, SRV_CHAIN, sni, "1.3", chain_visible=True, note=suite))
+    c = ("127.0.2.30", 40033)
+    s_client(*a, c, "-tls1_3", "-CAfile", p("other-root.pem"), "-verify_return_error", "-keylogfile", keys,
+             servername=sni)
+    out.append(hs(c, a, SRV_CHAIN, sni, "1.3", outcome="rejected", alert=48, chain_visible=True,
+                  note="the client trusts only the other root: encrypted unknown_ca"))
+    c = ("127.0.2.30", 40034)
+    s_client(*a, c, "-tls1_3", "-CAfile", p("root.pem"), "-verify_return_error", servername=sni,
+             check=b"HTTP/1.0 200 ok")
+    out.append(hs(c, a, SRV_CHAIN, sni, "1.3", chain_visible=False, note="no secrets in the key log"))
+    proc.wait(10)
+    b = ("127.0.1.31", 443)
+    proc = s_server(*b, p("server-chain.pem"), p("server.key"), "-tls1_3", "-verify", "3",
+                    "-CAfile", p("root.pem"))
+    c = ("127.0.2.31", 40035)
+    s_client(*b, c, "-tls1_3", "-CAfile", p("root.pem"), "-verify_return_error", "-cert", p("client.pem"),
+             "-key", p("client.key"), "-cert_chain", p("client-int.pem"), "-keylogfile", keys,
+             servername=sni, check=b"HTTP/1.0 200 ok")
+    h = hs(c, b, SRV_CHAIN, sni, "1.3", client_chain=CLI_CHAIN, chain_visible=True,
+           note="mTLS: the CertificateRequest's certificate_authorities extension names the test root")
+    h["certificate_request_ca_names"] = ["CN=Trustmap Test Root CA,O=Trustmap Test"]
+    out.append(h)
+    proc.wait(10)
+    d = ("127.0.1.32", 443)
+    proc = s_server(*d, p("server-chain.pem"), p("server.key"), "-tls1_3", "-groups", "X25519")
+    c = ("127.0.2.32", 40036)
+    s_client(*d, c, "-tls1_3", "-groups", "P-256:X25519", "-CAfile", p("root.pem"), "-verify_return_error",
+             "-keylogfile", keys, servername=sni, check=b"HTTP/1.0 200 ok")
+    out.append(hs(c, d, SRV_CHAIN, sni, "1.3", chain_visible=True,
+                  note="HelloRetryRequest: the client's P-256 share, the server wants X25519"))
+    proc.wait(10)
+    write_expected("tls13-keylog", out,
+                   "TLS 1.3 (OpenSSL 3) with the clients' key log in tls13-keylog.keys: chain_visible is what "
+                   "trustmap must report WITH --keylog (without it, every chain is hidden)", keylog="tls13-keylog.keys")
+
+
 def tunnel(name, srv_ip, cli_ip, sni, what, encap):
     """Runs in the client namespace of twons.sh; the server was started in the peer namespace."""
     import json
@@ -207,7 +261,8 @@ def tunnel(name, srv_ip, cli_ip, sni, what, encap):
 
 
 CASES = {f.__name__.replace("_", "-"): f for f in
-         (record_split_512, tcp_1byte, base_long, port_reuse, mtls, tls13, tls10, resumed_tls12, unknown_ca)}
+         (record_split_512, tcp_1byte, base_long, port_reuse, mtls, tls13, tls10, resumed_tls12, unknown_ca,
+          tls13_keylog)}
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":        # twons.sh: the server side in the peer namespace

@@ -342,6 +342,7 @@ impl Serialize for TlsTrustmap<'_> {
         if let Some(r) = server.filter(|r| !r.issues.is_empty()) {
             m.serialize_entry("chain_issues", &Seq(r.issues.iter().map(IssueJson)))?;
         }
+        m.serialize_entry("chain_source", &h.chain_source.map(|c| c.as_str()))?;
         m.serialize_entry("chain_visible", &h.chain_visible)?;
         if let Some(a) = x.client.as_deref().and_then(|r| r.anchor()) {
             m.serialize_entry("client_anchor", &AnchorJson::of(a))?;

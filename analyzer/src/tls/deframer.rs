@@ -57,8 +57,12 @@ pub enum Event<'a> {
     EncryptedHandshake,
     /// A heartbeat record (RFC 6520); nothing is read from it.
     Heartbeat,
-    /// An application-data record (also TLS 1.3 encrypted handshake records).
-    ApplicationData,
+    /// An application-data record (also TLS 1.3 encrypted handshake records). The whole record
+    /// (header and body) when the deframer keeps them for decryption
+    /// ([`Deframer::keep_records`]), else `None`.
+    ApplicationData {
+        record: Option<Cow<'a, [u8]>>,
+    },
     Error(DeframeError),
 }
 
@@ -79,10 +83,11 @@ pub fn plausible_record_header(h: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct Deframer {
     rec_buf: Vec<u8>,
-    hs_buf: Vec<u8>,
+    messages: MessageJoiner,
     encrypted: bool,
     broken: bool,
-    max_message: usize,
+    /// Hand application-data records out whole (a key log may decrypt them).
+    pub keep_records: bool,
     pub records: u64,
     pub errors: u64,
     /// Bytes ignored after the direction broke.
@@ -93,10 +98,10 @@ impl Deframer {
     pub fn new(max_message: usize) -> Self {
         Deframer {
             rec_buf: Vec::new(),
-            hs_buf: Vec::new(),
+            messages: MessageJoiner::new(max_message),
             encrypted: false,
             broken: false,
-            max_message,
+            keep_records: false,
             records: 0,
             errors: 0,
             ignored_bytes: 0,
@@ -106,7 +111,7 @@ impl Deframer {
     /// From now on, records are ciphertext (after a ChangeCipherSpec, or a TLS 1.3 ServerHello).
     pub fn set_encrypted(&mut self) {
         self.encrypted = true;
-        self.hs_buf = Vec::new();
+        self.messages.clear();
     }
 
     pub fn is_encrypted(&self) -> bool {
@@ -119,14 +124,14 @@ impl Deframer {
 
     /// Bytes currently buffered (partial record + partial handshake message).
     pub fn buffered(&self) -> usize {
-        self.rec_buf.len() + self.hs_buf.len()
+        self.rec_buf.len() + self.messages.buffered()
     }
 
     fn fail(&mut self, e: DeframeError, out: &mut Vec<Event<'_>>) {
         self.broken = true;
         self.errors += 1;
         self.rec_buf = Vec::new();
-        self.hs_buf = Vec::new();
+        self.messages.clear();
         out.push(Event::Error(e));
     }
 
@@ -148,8 +153,8 @@ impl Deframer {
             if let Some(end) = self.whole_record(input) {
                 let typ = input.first().copied().unwrap_or(0);
                 self.records += 1;
-                let body = input.get(RECORD_HEADER_LEN..end).unwrap_or_default();
-                self.record(typ, body, Cow::Borrowed, out);
+                let whole = input.get(..end).unwrap_or_default();
+                self.record(typ, whole, Cow::Borrowed, out);
                 input = input.get(end..).unwrap_or_default();
                 continue;
             }
@@ -180,8 +185,7 @@ impl Deframer {
             let rec = std::mem::take(&mut self.rec_buf);
             self.records += 1;
             let typ = rec.first().copied().unwrap_or(0);
-            let body = rec.get(RECORD_HEADER_LEN..).unwrap_or_default();
-            self.record(typ, body, |m| Cow::Owned(m.to_vec()), out);
+            self.record(typ, &rec, |m| Cow::Owned(m.to_vec()), out);
         }
     }
 
@@ -195,15 +199,17 @@ impl Deframer {
         (input.len() >= end && plausible_record_header(input)).then_some(end)
     }
 
-    /// One whole record. `keep` turns a message that lies inside `body` into an event body:
-    /// borrowed when `body` is in the fed bytes, copied when it is in a buffer about to go.
+    /// One whole record (header and body). `keep` turns bytes that lie inside `whole` into an
+    /// event body: borrowed when `whole` is in the fed bytes, copied when it is in a buffer about
+    /// to go.
     fn record<'a, 'b>(
         &mut self,
         typ: u8,
-        body: &'b [u8],
+        whole: &'b [u8],
         keep: impl Fn(&'b [u8]) -> Cow<'a, [u8]>,
         out: &mut Vec<Event<'a>>,
     ) {
+        let body = whole.get(RECORD_HEADER_LEN..).unwrap_or_default();
         match typ {
             ct::CHANGE_CIPHER_SPEC => {
                 out.push(Event::ChangeCipherSpec);
@@ -220,27 +226,62 @@ impl Deframer {
                     }
                 }
             }
-            ct::HANDSHAKE if self.encrypted => out.push(Event::EncryptedHandshake),
-            ct::HANDSHAKE => self.handshake(body, keep, out),
-            ct::APPLICATION_DATA => out.push(Event::ApplicationData),
+            ct::HANDSHAKE if self.encrypted && !plaintext_hello(body) => {
+                out.push(Event::EncryptedHandshake)
+            }
+            ct::HANDSHAKE => {
+                if let Err(e) = self.messages.push(body, keep, out) {
+                    self.fail(e, out);
+                }
+            }
+            ct::APPLICATION_DATA => out.push(Event::ApplicationData {
+                record: self.keep_records.then(|| keep(whole)),
+            }),
             ct::HEARTBEAT => out.push(Event::Heartbeat),
             _ => {}
         }
     }
+}
 
-    fn handshake<'a, 'b>(
+/// Joins handshake messages split across records (tls-parser does not), for the plaintext
+/// records of the deframer and for the decrypted records of a TLS 1.3 flight.
+#[derive(Debug, Default)]
+pub struct MessageJoiner {
+    buf: Vec<u8>,
+    max_message: usize,
+}
+
+impl MessageJoiner {
+    pub fn new(max_message: usize) -> Self {
+        MessageJoiner {
+            buf: Vec::new(),
+            max_message,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.buf = Vec::new();
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Adds one record's handshake content; appends each message it completes to `out`. A
+    /// message that claims more than the maximum is an error (the caller stops the direction).
+    /// `keep` makes an event body of a message lying whole in `body` (borrowed or copied).
+    pub fn push<'a, 'b>(
         &mut self,
         body: &'b [u8],
         keep: impl Fn(&'b [u8]) -> Cow<'a, [u8]>,
         out: &mut Vec<Event<'a>>,
-    ) {
+    ) -> Result<(), DeframeError> {
         // Fast path: no partial message pending, parse directly from the record.
         let mut rest = body;
-        if self.hs_buf.is_empty() {
+        if self.buf.is_empty() {
             while let Some((typ, len)) = hs_header(rest) {
                 if len > self.max_message {
-                    self.fail(DeframeError::MessageTooLarge, out);
-                    return;
+                    return Err(DeframeError::MessageTooLarge);
                 }
                 let Some(msg) = rest.get(HS_HEADER_LEN..HS_HEADER_LEN + len) else {
                     break;
@@ -252,30 +293,37 @@ impl Deframer {
                 rest = rest.get(HS_HEADER_LEN + len..).unwrap_or_default();
             }
             if rest.is_empty() {
-                return;
+                return Ok(());
             }
         }
-        self.hs_buf.extend_from_slice(rest);
-        while let Some((typ, len)) = hs_header(&self.hs_buf) {
+        self.buf.extend_from_slice(rest);
+        while let Some((typ, len)) = hs_header(&self.buf) {
             if len > self.max_message {
-                self.fail(DeframeError::MessageTooLarge, out);
-                return;
+                return Err(DeframeError::MessageTooLarge);
             }
-            if self.hs_buf.len() < HS_HEADER_LEN + len {
-                return;
+            if self.buf.len() < HS_HEADER_LEN + len {
+                return Ok(());
             }
             let body = self
-                .hs_buf
+                .buf
                 .get(HS_HEADER_LEN..HS_HEADER_LEN + len)
                 .unwrap_or_default()
                 .to_vec();
-            self.hs_buf.drain(..HS_HEADER_LEN + len);
+            self.buf.drain(..HS_HEADER_LEN + len);
             out.push(Event::Handshake {
                 typ,
                 body: Cow::Owned(body),
             });
         }
+        Ok(())
     }
+}
+
+/// A record that holds exactly one ClientHello or ServerHello in the clear. After a TLS 1.3
+/// HelloRetryRequest the peers send a middlebox-compatibility ChangeCipherSpec and then the second
+/// hello in plaintext; an encrypted TLS <= 1.2 Finished looks like this with odds of about 2^-31.
+fn plaintext_hello(body: &[u8]) -> bool {
+    matches!(hs_header(body), Some((1 | 2, len)) if len + HS_HEADER_LEN == body.len())
 }
 
 fn hs_header(b: &[u8]) -> Option<(u8, usize)> {

@@ -11,6 +11,7 @@ pub mod msg {
     pub const SERVER_HELLO: u8 = 2;
     pub const HELLO_VERIFY_REQUEST: u8 = 3;
     pub const NEW_SESSION_TICKET: u8 = 4;
+    pub const ENCRYPTED_EXTENSIONS: u8 = 8;
     pub const CERTIFICATE: u8 = 11;
     pub const SERVER_KEY_EXCHANGE: u8 = 12;
     pub const CERTIFICATE_REQUEST: u8 = 13;
@@ -29,6 +30,7 @@ pub mod ext {
     pub const SIGNATURE_ALGORITHMS: u16 = 13;
     pub const ALPN: u16 = 16;
     pub const SUPPORTED_VERSIONS: u16 = 43;
+    pub const CERTIFICATE_AUTHORITIES: u16 = 47;
 }
 
 /// Most extensions/ciphers kept from one hello (a hello holds a few dozen; the cap bounds memory).
@@ -239,6 +241,63 @@ pub fn parse_certificate(body: &[u8]) -> CertList<'_> {
     out
 }
 
+/// Parses a TLS 1.3 Certificate body (RFC 8446 §4.4.2): `certificate_request_context<0..255>`,
+/// then `certificate_list<0..2^24-1>` of `CertificateEntry { cert_data<1..2^24-1>,
+/// extensions<0..2^16-1> }`. The per-certificate extensions (OCSP status, SCTs) are skipped.
+/// Same rules as [`parse_certificate`] on a length mismatch.
+pub fn parse_certificate13(body: &[u8]) -> CertList<'_> {
+    let mut out = CertList::default();
+    let mut r = Rd::new(body);
+    let (Some(_context), Some(list_len)) = (r.vec8(), r.u24()) else {
+        out.malformed = true;
+        return out;
+    };
+    let avail = r.len();
+    if list_len != avail {
+        out.malformed = true;
+    }
+    let Some(list) = r.take(list_len.min(avail)) else {
+        out.malformed = true;
+        return out;
+    };
+    let mut l = Rd::new(list);
+    while !l.is_empty() {
+        if out.certs.len() >= MAX_CERTS_PER_MESSAGE {
+            out.malformed = true;
+            break;
+        }
+        match (l.vec24(), l.vec16()) {
+            (Some(c), Some(_extensions)) if c.first() == Some(&0x30) => out.certs.push(c),
+            _ => {
+                out.malformed = true;
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Parses the CA names of a TLS 1.3 CertificateRequest (RFC 8446 §4.3.2, the
+/// certificate_authorities extension): `certificate_request_context<0..255>`, then
+/// `extensions<2..2^16-1>`. No such extension gives an empty list.
+pub fn parse_certificate_request13(body: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut r = Rd::new(body);
+    let _context = r.vec8()?;
+    let mut exts = Rd::new(r.vec16()?);
+    let mut out = Vec::new();
+    while !exts.is_empty() {
+        let typ = exts.u16()?;
+        let data = exts.vec16()?;
+        if typ == ext::CERTIFICATE_AUTHORITIES {
+            let mut names = Rd::new(Rd::new(data).vec16()?);
+            while !names.is_empty() && out.len() < MAX_LIST_ITEMS {
+                out.push(names.vec16()?.to_vec());
+            }
+        }
+    }
+    Some(out)
+}
+
 /// Parses the CA distinguished names of a CertificateRequest (TLS 1.0-1.2 layouts).
 /// Returns the DER of each name.
 pub fn parse_certificate_request(body: &[u8], version: u16) -> Option<Vec<Vec<u8>>> {
@@ -284,6 +343,28 @@ mod tests {
         // empty list
         let l = parse_certificate(&[0, 0, 0]);
         assert!(!l.malformed && l.certs.is_empty());
+    }
+
+    #[test]
+    fn tls13_certificate_and_request() {
+        // context "", two entries with empty and non-empty extensions
+        let body = [
+            0, 0, 0, 17, 0, 0, 3, 0x30, 1, 0xaa, 0, 0, 0, 0, 2, 0x30, 0, 0, 2, 0xde, 0xad,
+        ];
+        let l = parse_certificate13(&body);
+        assert!(!l.malformed, "{l:?}");
+        assert_eq!(l.certs, vec![&[0x30, 1, 0xaa][..], &[0x30, 0][..]]);
+        // client Certificate with a request context and no certificate
+        let l = parse_certificate13(&[1, 7, 0, 0, 0]);
+        assert!(!l.malformed && l.certs.is_empty());
+        assert!(parse_certificate13(&[5, 1]).malformed);
+        // CertificateRequest: context "", signature_algorithms, certificate_authorities [ "0\0" ]
+        let req = [
+            0, 0, 18, 0, 13, 0, 4, 0, 2, 4, 3, 0, 47, 0, 6, 0, 4, 0, 2, 0x30, 0,
+        ];
+        assert_eq!(parse_certificate_request13(&req), Some(vec![vec![0x30, 0]]));
+        assert_eq!(parse_certificate_request13(&[0, 0, 0]), Some(vec![]));
+        assert_eq!(parse_certificate_request13(&[0, 0, 9]), None);
     }
 
     #[test]

@@ -1,0 +1,237 @@
+//! TLS secrets from key logs, in the NSS key log format that SSLKEYLOGFILE, OpenSSL
+//! (`-keylogfile`), Python (`keylog_filename`), Go, curl, Envoy and HAProxy write:
+//! `LABEL <client random, 64 hex> <secret, hex>` per line, `#` comments.
+//!
+//! Only the TLS 1.3 handshake traffic secrets are kept: they decrypt the encrypted handshake
+//! flight (EncryptedExtensions, CertificateRequest, Certificate, CertificateVerify, Finished) and
+//! nothing else; application traffic secrets are not even read, so application data can never
+//! be decrypted. Secrets are matched by client random, held in bounded memory (the oldest entry
+//! goes first at [`MAX_ENTRIES`], counted), and never written to any output: [`KeyLog`]'s Debug
+//! shows counts only.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::RwLock;
+
+/// Client randoms whose secrets are held at once (each entry is about 200 bytes).
+pub const MAX_ENTRIES: usize = 100_000;
+/// Longest secret accepted (SHA-384 suites: 48 bytes).
+pub const MAX_SECRET_LEN: usize = 64;
+/// Longest key log line read; longer lines are counted as malformed and skipped.
+pub const MAX_LINE_LEN: usize = 512;
+
+/// The two secrets of one TLS 1.3 handshake (either may be missing from a partial log).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct HandshakeSecrets {
+    pub client: Option<Vec<u8>>,
+    pub server: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for HandshakeSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeSecrets")
+            .field("client", &self.client.as_ref().map(|_| "<secret>"))
+            .field("server", &self.server.as_ref().map(|_| "<secret>"))
+            .finish()
+    }
+}
+
+/// What reading key logs did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyLogStats {
+    /// Handshake traffic secrets stored.
+    pub secrets: u64,
+    /// Lines with another label (TLS 1.2 CLIENT_RANDOM, application and exporter secrets).
+    pub other_labels: u64,
+    /// Lines that are not `LABEL HEX HEX` with a 32-byte random and a secret of a sane size.
+    pub malformed: u64,
+    /// Entries dropped (oldest first) to stay within [`MAX_ENTRIES`].
+    pub evicted: u64,
+}
+
+#[derive(Default)]
+struct Table {
+    map: HashMap<[u8; 32], HandshakeSecrets>,
+    order: VecDeque<[u8; 32]>,
+    stats: KeyLogStats,
+}
+
+/// Handshake secrets by client random, shared by the analysis workers (read-mostly: a live
+/// capture may add lines while it runs).
+#[derive(Default)]
+pub struct KeyLog {
+    table: RwLock<Table>,
+}
+
+impl std::fmt::Debug for KeyLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stats = self.stats();
+        f.debug_struct("KeyLog")
+            .field("entries", &self.len())
+            .field("stats", &stats)
+            .finish()
+    }
+}
+
+/// Which secret a label names.
+enum Which {
+    Client,
+    Server,
+}
+
+fn label(l: &str) -> Option<Which> {
+    match l {
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET" => Some(Which::Client),
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET" => Some(Which::Server),
+        _ => None,
+    }
+}
+
+fn unhex(s: &str, max: usize) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || s.len() / 2 > max {
+        return None;
+    }
+    hex::decode(s).ok()
+}
+
+impl KeyLog {
+    pub fn new() -> Self {
+        KeyLog::default()
+    }
+
+    /// Adds every usable line of `text` (the content of a key log file, or a pcapng Decryption
+    /// Secrets Block of type TLS key log).
+    pub fn add_text(&self, text: &str) {
+        let mut t = self.table.write().unwrap_or_else(|p| p.into_inner());
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.len() > MAX_LINE_LEN {
+                t.stats.malformed += 1;
+                continue;
+            }
+            let mut f = line.split_ascii_whitespace();
+            let (Some(l), Some(random), Some(secret), None) =
+                (f.next(), f.next(), f.next(), f.next())
+            else {
+                t.stats.malformed += 1;
+                continue;
+            };
+            let Some(which) = label(l) else {
+                t.stats.other_labels += 1;
+                continue;
+            };
+            let random: Option<[u8; 32]> = unhex(random, 32).and_then(|r| r.try_into().ok());
+            let (Some(random), Some(secret)) = (random, unhex(secret, MAX_SECRET_LEN)) else {
+                t.stats.malformed += 1;
+                continue;
+            };
+            if secret.is_empty() {
+                t.stats.malformed += 1;
+                continue;
+            }
+            if !t.map.contains_key(&random) {
+                if t.map.len() >= MAX_ENTRIES {
+                    if let Some(old) = t.order.pop_front() {
+                        t.map.remove(&old);
+                        t.stats.evicted += 1;
+                    }
+                }
+                t.order.push_back(random);
+            }
+            let e = t.map.entry(random).or_default();
+            match which {
+                Which::Client => e.client = Some(secret),
+                Which::Server => e.server = Some(secret),
+            }
+            t.stats.secrets += 1;
+        }
+    }
+
+    /// Reads a key log file.
+    pub fn add_file(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let bytes = std::fs::read(path)?;
+        self.add_text(&String::from_utf8_lossy(&bytes));
+        Ok(())
+    }
+
+    /// The handshake secrets of the handshake with this client random.
+    pub fn get(&self, client_random: &[u8]) -> Option<HandshakeSecrets> {
+        let key: [u8; 32] = client_random.try_into().ok()?;
+        let t = self.table.read().unwrap_or_else(|p| p.into_inner());
+        t.map.get(&key).cloned()
+    }
+
+    /// Client randoms held.
+    pub fn len(&self) -> usize {
+        self.table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn stats(&self) -> KeyLogStats {
+        self.table.read().unwrap_or_else(|p| p.into_inner()).stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_handshake_secrets_only_and_counts_the_rest() {
+        let r = "ab".repeat(32);
+        let text = format!(
+            "# comment\n\
+             CLIENT_HANDSHAKE_TRAFFIC_SECRET {r} {}\n\
+             SERVER_HANDSHAKE_TRAFFIC_SECRET {r} {}\n\
+             CLIENT_TRAFFIC_SECRET_0 {r} {}\n\
+             CLIENT_RANDOM {r} {}\n\
+             CLIENT_HANDSHAKE_TRAFFIC_SECRET zz {}\n\
+             CLIENT_HANDSHAKE_TRAFFIC_SECRET {r}\n",
+            "01".repeat(32),
+            "02".repeat(48),
+            "03".repeat(32),
+            "04".repeat(48),
+            "05".repeat(32),
+        );
+        let k = KeyLog::new();
+        k.add_text(&text);
+        let s = k.get(&[0xab; 32]).unwrap();
+        assert_eq!(s.client, Some(vec![1; 32]));
+        assert_eq!(s.server, Some(vec![2; 48]));
+        let st = k.stats();
+        assert_eq!((st.secrets, st.other_labels, st.malformed), (2, 2, 2));
+        assert!(k.get(&[0; 32]).is_none());
+        assert!(
+            !format!("{k:?}{s:?}").contains("0101"),
+            "secrets never printed"
+        );
+    }
+
+    #[test]
+    fn bounded_oldest_first() {
+        let k = KeyLog::new();
+        let mut text = String::new();
+        for i in 0..(MAX_ENTRIES + 3) {
+            let mut r = [0u8; 32];
+            r[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            text.push_str(&format!(
+                "SERVER_HANDSHAKE_TRAFFIC_SECRET {} {}\n",
+                hex::encode(r),
+                "07".repeat(32)
+            ));
+        }
+        k.add_text(&text);
+        assert_eq!(k.len(), MAX_ENTRIES);
+        assert_eq!(k.stats().evicted, 3);
+        assert!(k.get(&[0; 32]).is_none(), "the oldest went first");
+    }
+}

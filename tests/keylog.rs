@@ -1,0 +1,160 @@
+//! TLS 1.3 chains from key logs, through the binary, on real OpenSSL handshakes
+//! (`pcaps/cases/tls13-keylog.pcap` with the clients' `tls13-keylog.keys`, made by
+//! `pcaps/gen/cases.py tls13-keylog`): the three suites, mTLS, a HelloRetryRequest and an
+//! encrypted unknown_ca alert. Every Certificate message must match what tshark decrypted with
+//! the same key log (`pcaps/cases/expected-tshark/tls13-keylog.tshark.jsonl`, from
+//! `pcaps/tools/tshark_oracle.py --keylog`), and without the key log nothing may be reported.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn case(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("pcaps/cases")
+        .join(name);
+    assert!(p.exists(), "missing test input {}", p.display());
+    p
+}
+
+fn tls_events(keylog: bool) -> Vec<Value> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustmap"));
+    cmd.args(["analyze", "-q", "-o", "-", "--db", ":memory:"]);
+    if keylog {
+        cmd.arg("--keylog").arg(case("tls13-keylog.keys"));
+    }
+    let out = cmd
+        .arg(case("tls13-keylog.pcap"))
+        .output()
+        .expect("run trustmap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
+        .filter(|e| e["event"]["dataset"] == "trustmap.tls")
+        .collect()
+}
+
+fn hashes(chain: &Value) -> Vec<String> {
+    chain
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["sha256"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn decrypted_chains_match_tshark_with_the_same_key_log() {
+    let events = tls_events(true);
+    assert_eq!(events.len(), 7);
+    // (client port, "server"|"client") -> chain, from trustmap.
+    let mut got: BTreeMap<(u64, &str), Vec<String>> = BTreeMap::new();
+    for e in &events {
+        let port = e["source"]["port"].as_u64().unwrap_or(0);
+        for side in ["server", "client"] {
+            let c = &e["tls"][side]["chain"];
+            if c.is_array() {
+                got.insert((port, side), hashes(c));
+            }
+        }
+    }
+    let oracle = std::fs::read_to_string(case("expected-tshark/tls13-keylog.tshark.jsonl"))
+        .expect("tshark oracle");
+    let mut messages = 0;
+    for line in oracle.lines() {
+        let m: Value = serde_json::from_str(line).expect("oracle JSON");
+        let (side, port) = if m["direction"] == "server->client" {
+            ("server", m["dport"].as_u64())
+        } else {
+            ("client", m["sport"].as_u64())
+        };
+        let want: Vec<String> = hashes(&Value::Array(
+            m["sha256"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| serde_json::json!({ "sha256": h }))
+                .collect(),
+        ));
+        assert_eq!(
+            got.get(&(port.unwrap_or(0), side)),
+            Some(&want),
+            "{side} chain of client port {port:?}"
+        );
+        messages += 1;
+    }
+    // Six handshakes have secrets: six server chains and the mTLS client chain.
+    assert_eq!(messages, 7);
+    assert_eq!(got.len(), 7, "no chain tshark did not see: {got:?}");
+    for e in &events {
+        let port = e["source"]["port"].as_u64();
+        let tm = &e["trustmap"];
+        if port == Some(40034) {
+            assert_eq!(tm["chain_visible"], false, "no secrets for this one");
+            assert_eq!(tm["chain_source"], Value::Null);
+        } else {
+            assert_eq!(tm["chain_visible"], true, "{port:?}");
+            assert_eq!(tm["chain_source"], "keylog", "{port:?}");
+        }
+    }
+}
+
+#[test]
+fn without_the_key_log_every_chain_stays_hidden() {
+    let events = tls_events(false);
+    assert_eq!(events.len(), 7);
+    for e in &events {
+        let tm = &e["trustmap"];
+        assert_eq!(tm["chain_visible"], false);
+        assert_eq!(tm["chain_source"], Value::Null);
+        assert!(e["tls"]["server"]
+            .get("chain")
+            .is_none_or(|c| hashes(c).is_empty()));
+        assert_eq!(e["tls"]["version"], "1.3");
+        assert_eq!(tm["outcome"]["result"], "unknown");
+    }
+}
+
+/// Hostile bytes on the decryption path: copies of the capture with bytes flipped inside packet
+/// data (ciphertext, tags, record headers, handshake messages) go through the binary with the key
+/// log: no panic, exit 0, NDJSON out, and records that no longer open are counted, not fatal.
+#[test]
+fn flipped_ciphertext_never_panics() {
+    let pcap = std::fs::read(case("tls13-keylog.pcap")).expect("capture");
+    let dir = testkit::TempDir::new("keylog-flips");
+    let mut rng = testkit::Rng::new(0x6b65_796c_6f67);
+    for seed in 0..24 {
+        let mut m = pcap.clone();
+        // Skip the 24-byte file header; flip a few bytes anywhere after it.
+        for _ in 0..(1 + seed % 6) {
+            let at = 24 + rng.index(m.len() - 24);
+            if let Some(b) = m.get_mut(at) {
+                *b ^= 1 << rng.index(8);
+            }
+        }
+        let path = dir.join(format!("m{seed}.pcap"));
+        std::fs::write(&path, &m).expect("write mutant");
+        let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
+            .args(["analyze", "-q", "-o", "-", "--db", ":memory:", "--keylog"])
+            .arg(case("tls13-keylog.keys"))
+            .arg(&path)
+            .output()
+            .expect("run trustmap");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !err.contains("panicked"),
+            "mutant {seed}: {err}"
+        );
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            serde_json::from_str::<Value>(l).expect("NDJSON");
+        }
+    }
+}
