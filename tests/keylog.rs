@@ -158,3 +158,86 @@ fn flipped_ciphertext_never_panics() {
         }
     }
 }
+
+/// A removal of the test root: with the key log, every decrypted TLS 1.3 handshake under it is a
+/// residual use known from the key log (`trustmap.chain_source: "keylog"` on the finding), the
+/// accepting clients still trust it and the refusing one failed; without the key log the chains
+/// are unknown and nothing is raised.
+#[test]
+fn removal_findings_on_decrypted_chains_say_so() {
+    const ROOT: &str = "6e4a39c95ab0b1ac76dc417955f51d44e080fe7193c0ec94f77d7be12e0eaa3e";
+    let dir = testkit::TempDir::new("keylog-removal");
+    let rules = dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "[[removal]]\nid = \"test-root-retirement\"\nname = \"Retire the test root\"\n\
+             ca = {{ sha256 = \"{ROOT}\" }}\nremoved = \"2020-01-01T00:00:00Z\"\n"
+        ),
+    )
+    .expect("rules");
+    let run = |keylog: bool| -> Vec<Value> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustmap"));
+        cmd.args([
+            "analyze",
+            "-q",
+            "-o",
+            "-",
+            "--db",
+            ":memory:",
+            "--suppress",
+            "0",
+        ])
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--anchors")
+        .arg(case("pki/root.pem"));
+        if keylog {
+            cmd.arg("--keylog").arg(case("tls13-keylog.keys"));
+        }
+        let out = cmd
+            .arg(case("tls13-keylog.pcap"))
+            .output()
+            .expect("run trustmap");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
+            .filter(|e| {
+                e["event"]["dataset"] == "trustmap.finding"
+                    && e["trustmap"]["finding"]["rule"] == "test-root-retirement"
+            })
+            .collect()
+    };
+    let with = run(true);
+    let mut by_code: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for f in &with {
+        assert_eq!(f["trustmap"]["chain_source"], "keylog", "{f}");
+        let code = f["trustmap"]["finding"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let port = f["source"]["port"].as_u64().unwrap_or(0);
+        by_code.entry(code).or_default().push(port);
+    }
+    for v in by_code.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    // Six handshakes with secrets: server chains under the root; the mTLS client's chain is under
+    // it too (a client-side residual use on the same port).
+    assert_eq!(
+        by_code.get("ca_removal.residual_use"),
+        Some(&vec![40030, 40031, 40032, 40033, 40035, 40036])
+    );
+    assert_eq!(
+        by_code.get("ca_removal.stale_trust"),
+        Some(&vec![40030, 40031, 40032, 40035, 40036])
+    );
+    assert_eq!(by_code.get("ca_removal.failure"), Some(&vec![40033]));
+    assert!(run(false).is_empty(), "no chain known, no removal finding");
+}

@@ -661,6 +661,9 @@ impl Serialize for FindingEvent<'_> {
         }
         #[derive(Serialize)]
         struct Trustmap<'a> {
+            /// How the chain the finding is about was known (never mixed without this label).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            chain_source: Option<&'static str>,
             evaluated_at: String,
             finding: FindingJson<'a>,
         }
@@ -686,6 +689,7 @@ impl Serialize for FindingEvent<'_> {
         };
         m.serialize_entry("tls", &tls)?;
         let tm = Trustmap {
+            chain_source: h.chain_source.map(|c| c.as_str()),
             evaluated_at: rfc3339_s(self.instant),
             finding: FindingJson(f),
         };
