@@ -67,17 +67,21 @@ fn ip_version(first: u8) -> u8 {
 struct Bytes<'a>(&'a [u8]);
 
 impl<'a> Bytes<'a> {
+    #[inline]
     fn u8(&self, at: usize) -> Option<u8> {
         self.0.get(at).copied()
     }
     /// The field's bytes as an array; `None` when they are not all there (or the field is not
     /// `N` bytes long).
+    #[inline]
     fn array<const N: usize>(&self, f: Field) -> Option<[u8; N]> {
         self.0.get(f)?.try_into().ok()
     }
+    #[inline]
     fn u16(&self, f: Field) -> Option<u16> {
         self.array(f).map(u16::from_be_bytes)
     }
+    #[inline]
     fn u32(&self, f: Field) -> Option<u32> {
         self.array(f).map(u32::from_be_bytes)
     }

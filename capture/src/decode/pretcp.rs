@@ -5,7 +5,6 @@ use super::tcp::{self, TcpSegment};
 use super::{decode, ipproto, ipv4, ipv6, linktype, Bytes, Decoded};
 use crate::flow::FlowKey;
 use crate::RawPacket;
-use std::net::Ipv4Addr;
 
 /// A TCP frame decoded ahead, on the reader thread, without borrowing the frame: the flow key is
 /// computed there too and the payload is kept as an offset into the frame. The engine then needs
@@ -38,12 +37,15 @@ impl PreTcp {
         if pkt.linktype != linktype::ETHERNET {
             return None;
         }
-        let d = Bytes(pkt.data);
-        let ip = d.rest(ethernet::field::PAYLOAD)?;
-        let ipb = Bytes(ip);
-        let (src, dst, v6, ip_len, total) = match d.u16(ethernet::field::ETHERTYPE)? {
+        let eth: &[u8; ethernet::field::HEADER_LEN] =
+            pkt.data.get(..ethernet::field::HEADER_LEN)?.try_into().ok()?;
+        let ip = Bytes(pkt.data).rest(ethernet::field::PAYLOAD)?;
+        let (src, dst, v6, ip_len, total) = match Bytes(eth).u16(ethernet::field::ETHERTYPE)? {
             ethertype::IPV4 => {
                 use ipv4::field;
+                // One length check for the fixed header; the reads below fold to plain loads.
+                let fixed: &[u8; ipv4::HEADER_LEN] = ip.get(..ipv4::HEADER_LEN)?.try_into().ok()?;
+                let ipb = Bytes(fixed);
                 let total = usize::from(ipb.u16(field::LENGTH)?);
                 // IHL 5, not a fragment (DF may be set), TCP, a sane total length.
                 if ipb.u8(field::VER_IHL)? != ipv4::VER_IHL_NO_OPTIONS
@@ -55,14 +57,24 @@ impl PreTcp {
                 if total < ipv4::HEADER_LEN || ip.len() < ipv4::HEADER_LEN {
                     return None;
                 }
-                // Mapped into IPv6, as `FlowKey::new` keys an IPv4 address.
-                let mapped = |a: [u8; 4]| Ipv4Addr::from(a).to_ipv6_mapped().octets();
+                // Mapped into IPv6 (::ffff:a.b.c.d), as `FlowKey::new` keys an IPv4 address. Built
+                // by hand so the compiler sees the constant prefix: the key's endpoint ordering
+                // then compares 4 bytes, not 16 (a third of this function's cost otherwise).
+                let mapped = |a: [u8; 4]| {
+                    let mut m = [0u8; 16];
+                    m[10] = 0xff;
+                    m[11] = 0xff;
+                    m[12..].copy_from_slice(&a);
+                    m
+                };
                 let src = mapped(ipb.array(field::SRC_ADDR)?);
                 let dst = mapped(ipb.array(field::DST_ADDR)?);
                 (src, dst, false, ipv4::HEADER_LEN, total.min(ip.len()))
             }
             ethertype::IPV6 => {
                 use ipv6::field;
+                let fixed: &[u8; ipv6::HEADER_LEN] = ip.get(..ipv6::HEADER_LEN)?.try_into().ok()?;
+                let ipb = Bytes(fixed);
                 if super::ip_version(ipb.u8(field::VER_TC_FLOW)?) != ipv6::VERSION
                     || ipb.u8(field::NXT_HDR)? != ipproto::TCP
                     || ip.len() < ipv6::HEADER_LEN

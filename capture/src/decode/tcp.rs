@@ -65,8 +65,11 @@ pub(super) struct Header {
 impl Header {
     /// The header of `seg` and the payload after it; `None` when the header is cut or its data
     /// offset is below the minimal header or beyond the segment.
+    #[inline]
     pub(super) fn parse(seg: &[u8]) -> Option<(Header, &[u8])> {
-        let b = Bytes(seg);
+        // One length check for the fixed header; the field reads below then fold to plain loads.
+        let fixed: &[u8; HEADER_LEN] = seg.get(..HEADER_LEN)?.try_into().ok()?;
+        let b = Bytes(fixed);
         let sport = b.u16(field::SRC_PORT)?;
         let dport = b.u16(field::DST_PORT)?;
         let seq = b.u32(field::SEQ_NUM)?;
@@ -77,7 +80,7 @@ impl Header {
         if len < HEADER_LEN {
             return None;
         }
-        let payload = b.rest(len..)?;
+        let payload = seg.get(len..)?;
         Some((
             Header {
                 sport,
