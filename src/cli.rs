@@ -338,16 +338,17 @@ fn prepare(c: &CommonArgs) -> Result<Prepared, Fail> {
     let inventory = inventory::InventoryWriter::spawn(inv).map_err(runtime)?;
     let out =
         open_events(&c.events).map_err(|e| runtime(format!("cannot open events output: {e}")))?;
-    let mut analyzer = analyzer::AnalyzerConfig::default();
-    if !c.keylogs.is_empty() {
-        let keylog = analyzer::tls::keylog::KeyLog::new();
-        for path in &c.keylogs {
-            keylog
-                .add_file(path)
-                .map_err(|e| usage(format!("--keylog {}: {e}", path.display())))?;
-        }
-        analyzer.keylog = Some(std::sync::Arc::new(keylog));
+    // Always a key log: pcapng Decryption Secrets Blocks add to it while the capture is read.
+    let keylog = analyzer::tls::keylog::KeyLog::new();
+    for path in &c.keylogs {
+        keylog
+            .add_file(path)
+            .map_err(|e| usage(format!("--keylog {}: {e}", path.display())))?;
     }
+    let analyzer = analyzer::AnalyzerConfig {
+        keylog: Some(std::sync::Arc::new(keylog)),
+        ..analyzer::AnalyzerConfig::default()
+    };
     Ok(Prepared {
         engine,
         analyzer,

@@ -241,3 +241,32 @@ fn removal_findings_on_decrypted_chains_say_so() {
     assert_eq!(by_code.get("ca_removal.failure"), Some(&vec![40033]));
     assert!(run(false).is_empty(), "no chain known, no removal finding");
 }
+
+/// The same capture as pcapng with its key log inside (a Decryption Secrets Block, written by
+/// `editcap --inject-secrets`): without `--keylog`, the events are byte for byte those of the
+/// pcap with `--keylog`, with one worker and with two.
+#[test]
+fn pcapng_decryption_secrets_block_is_a_key_log() {
+    let run = |args: &[&str], input: &str| -> Vec<u8> {
+        let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
+            .args(["analyze", "-q", "-o", "-", "--db", ":memory:"])
+            .args(args)
+            .arg(case(input))
+            .output()
+            .expect("run trustmap");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    };
+    let keys = case("tls13-keylog.keys");
+    let keys = keys.to_str().expect("utf-8 path");
+    let want = run(&["--keylog", keys], "tls13-keylog.pcap");
+    assert!(String::from_utf8_lossy(&want).contains("\"chain_source\":\"keylog\""));
+    for workers in ["1", "2"] {
+        let got = run(&["--workers", workers], "tls13-keylog.pcapng");
+        testkit::assert_same(&format!("pcapng DSB, {workers} worker(s)"), &got, &want);
+    }
+}

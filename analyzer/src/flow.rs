@@ -415,7 +415,9 @@ impl Analyzer {
         bytes: &[u8],
     ) {
         let mut d = Box::new(Deframer::new(self.cfg.max_handshake_message));
-        d.keep_records = self.cfg.keylog.is_some();
+        // Records are kept for decryption only while a key log holds secrets (given with
+        // --keylog, or read from the capture's Decryption Secrets Blocks before this flow).
+        d.keep_records = self.cfg.keylog.as_ref().is_some_and(|k| !k.is_empty());
         let mut ev = Vec::new();
         d.feed(bytes, &mut ev);
         inner.dirs[dir.index()].mode = Mode::Tls(d);

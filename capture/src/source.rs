@@ -8,7 +8,7 @@
 //! a reader that stops making progress) ends this input with the reason in [`SourceSummary`],
 //! never a panic or a hang.
 use crate::RawPacket;
-use pcap_parser::pcapng::Block;
+use pcap_parser::pcapng::{Block, SecretsType};
 use pcap_parser::traits::PcapNGPacketBlock;
 use pcap_parser::{PcapBlockOwned, PcapError};
 use std::io::{BufRead, BufReader, Read};
@@ -66,6 +66,8 @@ pub struct SourceSummary {
     pub error: Option<String>,
     /// Packet records skipped (pcapng packet for an unknown interface, bad timestamp resolution).
     pub skipped: u64,
+    /// pcapng Decryption Secrets Blocks with a TLS key log, handed to the secrets sink.
+    pub secrets_blocks: u64,
 }
 
 /// Reads every packet of `path` (`-` = stdin; gzip detected by magic) and calls `f` for each.
@@ -83,10 +85,22 @@ pub fn read_file_pre(
     predecode: bool,
     f: &mut dyn FnMut(&RawPacket<'_>, Option<&PreTcp>),
 ) -> Result<SourceSummary, SourceError> {
+    read_file_secrets(path, predecode, f, &mut |_| {})
+}
+
+/// [`read_file_pre`], and the TLS key logs that a pcapng file carries in Decryption Secrets
+/// Blocks go to `secrets`, in file order with the packets (a block's secrets reach the sink
+/// before any packet after it).
+pub fn read_file_secrets(
+    path: &Path,
+    predecode: bool,
+    f: &mut dyn FnMut(&RawPacket<'_>, Option<&PreTcp>),
+    secrets: &mut dyn FnMut(&[u8]),
+) -> Result<SourceSummary, SourceError> {
     if path.as_os_str() == "-" {
-        read_from_pre(std::io::stdin(), predecode, f)
+        read_from_secrets(std::io::stdin(), predecode, f, secrets)
     } else {
-        read_from_pre(std::fs::File::open(path)?, predecode, f)
+        read_from_secrets(std::fs::File::open(path)?, predecode, f, secrets)
     }
 }
 
@@ -110,6 +124,16 @@ pub fn read_from_pre<R: Read + Send + 'static>(
     predecode: bool,
     f: &mut dyn FnMut(&RawPacket<'_>, Option<&PreTcp>),
 ) -> Result<SourceSummary, SourceError> {
+    read_from_secrets(r, predecode, f, &mut |_| {})
+}
+
+/// [`read_from_pre`] with the Decryption Secrets Block sink of [`read_file_secrets`].
+pub fn read_from_secrets<R: Read + Send + 'static>(
+    r: R,
+    predecode: bool,
+    f: &mut dyn FnMut(&RawPacket<'_>, Option<&PreTcp>),
+    secrets: &mut dyn FnMut(&[u8]),
+) -> Result<SourceSummary, SourceError> {
     let mut br = BufReader::new(r);
     let gz = {
         let head = br.fill_buf()?;
@@ -126,7 +150,11 @@ pub fn read_from_pre<R: Read + Send + 'static>(
             // pcapng (or not a capture: the streaming reader says so).
             let failed = Arc::new(Mutex::new(None));
             let raw = chunks::RawRead::new(first, reader);
-            let mut sum = read_pcap(Filling::new(raw, failed.clone()), &mut |p| f(p, None))?;
+            let mut sum = read_pcap(
+                Filling::new(raw, failed.clone()),
+                &mut |p| f(p, None),
+                secrets,
+            )?;
             if let Some(e) = failed.lock().ok().and_then(|mut g| g.take()) {
                 sum.error.get_or_insert(format!("read error: {e}"));
             }
@@ -280,6 +308,7 @@ fn units_to_ns(units: u64, resolution: u64) -> u64 {
 fn read_pcap<R: Read + Send>(
     r: R,
     f: &mut dyn FnMut(&RawPacket<'_>),
+    secrets: &mut dyn FnMut(&[u8]),
 ) -> Result<SourceSummary, SourceError> {
     let mut reader = match pcap_parser::create_reader(READ_BUFFER, r) {
         Ok(r) => r,
@@ -361,6 +390,12 @@ fn read_pcap<R: Read + Send>(
                         }
                         None => sum.skipped += 1,
                     },
+                    PcapBlockOwned::NG(Block::DecryptionSecrets(dsb))
+                        if dsb.secrets_type == SecretsType::TlsKeyLog =>
+                    {
+                        sum.secrets_blocks += 1;
+                        secrets(dsb.data);
+                    }
                     PcapBlockOwned::NG(_) => {}
                 }
                 if offset == 0 {

@@ -25,6 +25,10 @@ build() {
   ipv6-vlan) gen/twons.sh vlan6 cases/ipv6-vlan.pcap ;;
   vxlan) gen/twons.sh vxlan cases/vxlan.pcap ;;
   estate) $CAP cases/estate.pcap -- python3 gen/estate.py >/dev/null ;;
+  tls13-keylog)
+    $CAP cases/tls13-keylog.pcap -- python3 gen/cases.py tls13-keylog >/dev/null
+    # the same capture with its key log inside (pcapng Decryption Secrets Block)
+    editcap --inject-secrets tls,cases/tls13-keylog.keys cases/tls13-keylog.pcap cases/tls13-keylog.pcapng ;;
   *) $CAP "cases/$1.pcap" -- python3 gen/cases.py "$1" >/dev/null ;;
   esac
   chmod 644 cases/*.pcap
@@ -43,8 +47,9 @@ for c in "$@"; do echo "== $c" >&2; build "$c"; done
 mkdir -p cases/expected-tshark
 for f in cases/*.pcap; do
   n=$(basename "$f" .pcap)
-  python3 tools/tshark_oracle.py "$f" > "cases/expected-tshark/$n.tshark.jsonl" 2>/dev/null
-  python3 tools/tshark_oracle.py --sessions "$f" > "cases/expected-tshark/$n.tshark.sessions.jsonl" 2>/dev/null
+  keys=(); [[ -f cases/$n.keys ]] && keys=(--keylog "cases/$n.keys")
+  python3 tools/tshark_oracle.py "${keys[@]}" "$f" > "cases/expected-tshark/$n.tshark.jsonl" 2>/dev/null
+  python3 tools/tshark_oracle.py --sessions "${keys[@]}" "$f" > "cases/expected-tshark/$n.tshark.sessions.jsonl" 2>/dev/null
 done
 python3 gen/check.py
 du -ch cases/*.pcap | tail -1

@@ -67,6 +67,14 @@ pub fn run(
     }
 }
 
+/// The TLS key log of a pcapng Decryption Secrets Block, into the analyzer's key log (kept only
+/// when the analyzer has one).
+fn add_secrets(keylog: Option<&analyzer::tls::keylog::KeyLog>, text: &[u8]) {
+    if let Some(k) = keylog {
+        k.add_text(&String::from_utf8_lossy(text));
+    }
+}
+
 /// Records how one input ended.
 fn file_done(
     sum: &mut PacketSummary,
@@ -103,37 +111,44 @@ fn serial(
     let mut err: Option<String> = None;
     for path in &opts.inputs {
         // The reader thread decodes TCP frames ahead, so this thread only runs the flow engine.
-        let res = capture::source::read_file_pre(path, true, &mut |pkt, pre| {
-            if err.is_some() {
-                return;
-            }
-            let t0 = sampler.start();
-            if pkt.ts_ns > engine.now() {
-                engine.advance_clock(pkt.ts_ns);
-                sweep.append(&mut engine.app.out);
-            }
-            match pre {
-                Some(t) => engine.process_pre(pkt, t),
-                None => engine.process(pkt),
-            }
-            sampler.stop(t0);
-            let r = if sweep.is_empty() {
-                Ok(())
-            } else {
-                em.emit_sweep(&mut sweep)
-            };
-            let r = r.and_then(|()| {
-                if !engine.app.out.is_empty() {
-                    for o in engine.app.out.drain(..) {
-                        em.emit(o)?;
-                    }
+        let keylog = opts.analyzer.keylog.clone();
+        let mut secrets = |text: &[u8]| add_secrets(keylog.as_deref(), text);
+        let res = capture::source::read_file_secrets(
+            path,
+            true,
+            &mut |pkt, pre| {
+                if err.is_some() {
+                    return;
                 }
-                Ok(())
-            });
-            if let Err(e) = r {
-                err = Some(e);
-            }
-        });
+                let t0 = sampler.start();
+                if pkt.ts_ns > engine.now() {
+                    engine.advance_clock(pkt.ts_ns);
+                    sweep.append(&mut engine.app.out);
+                }
+                match pre {
+                    Some(t) => engine.process_pre(pkt, t),
+                    None => engine.process(pkt),
+                }
+                sampler.stop(t0);
+                let r = if sweep.is_empty() {
+                    Ok(())
+                } else {
+                    em.emit_sweep(&mut sweep)
+                };
+                let r = r.and_then(|()| {
+                    if !engine.app.out.is_empty() {
+                        for o in engine.app.out.drain(..) {
+                            em.emit(o)?;
+                        }
+                    }
+                    Ok(())
+                });
+                if let Err(e) = r {
+                    err = Some(e);
+                }
+            },
+            &mut secrets,
+        );
         if let Some(e) = err.take() {
             return Err(e);
         }

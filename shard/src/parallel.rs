@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::thread;
 
 use analyzer::flow::AnalyzerStats;
+use analyzer::tls::keylog::KeyLog;
 use analyzer::{Analyzer, AnalyzerConfig, Output};
 use capture::decode::{self, Decoded};
 use capture::defrag::{Defrag, FragResult, Reassembled};
@@ -257,6 +258,7 @@ fn send(batch: Batch, txs: &[Sender<Arc<Batch>>]) -> bool {
 /// The reader thread: inputs -> routed batches.
 fn read_all(
     inputs: &[PathBuf],
+    keylog: Option<Arc<KeyLog>>,
     mut router: Router,
     txs: Vec<Sender<Arc<Batch>>>,
     mut pool: Pool,
@@ -267,42 +269,48 @@ fn read_all(
     let mut seq = 0u64;
     let mut stopped = false;
     for path in inputs {
-        let res = capture::source::read_file(path, &mut |pkt| {
-            if stopped {
-                return;
-            }
-            match router.route(pkt) {
-                Route::Frame(w) => {
-                    let kind = Kind::Frame {
-                        linktype: pkt.linktype,
-                        orig_len: pkt.orig_len,
-                    };
-                    cur.push(pkt.ts_ns, router.clock, w, kind, pkt.data);
+        let mut secrets = |text: &[u8]| super::add_secrets(keylog.as_deref(), text);
+        let res = capture::source::read_file_secrets(
+            path,
+            false,
+            &mut |pkt, _| {
+                if stopped {
+                    return;
                 }
-                Route::Datagram(w, dg) => {
-                    let kind = Kind::Datagram {
-                        src: dg.src,
-                        dst: dg.dst,
-                        proto: dg.proto,
-                        v6: dg.v6,
-                        tunnels: dg.tunnels,
-                    };
-                    cur.push(pkt.ts_ns, router.clock, w, kind, &dg.payload);
-                }
-                Route::Tick => cur.push(pkt.ts_ns, router.clock, NOBODY, Kind::Tick, &[]),
-            }
-            seq += 1;
-            if cur.full() {
-                let full = std::mem::take(&mut cur);
-                match send(full, &txs).then(|| pool.get()).flatten() {
-                    Some(mut b) => {
-                        b.reset(seq);
-                        cur = b;
+                match router.route(pkt) {
+                    Route::Frame(w) => {
+                        let kind = Kind::Frame {
+                            linktype: pkt.linktype,
+                            orig_len: pkt.orig_len,
+                        };
+                        cur.push(pkt.ts_ns, router.clock, w, kind, pkt.data);
                     }
-                    None => stopped = true,
+                    Route::Datagram(w, dg) => {
+                        let kind = Kind::Datagram {
+                            src: dg.src,
+                            dst: dg.dst,
+                            proto: dg.proto,
+                            v6: dg.v6,
+                            tunnels: dg.tunnels,
+                        };
+                        cur.push(pkt.ts_ns, router.clock, w, kind, &dg.payload);
+                    }
+                    Route::Tick => cur.push(pkt.ts_ns, router.clock, NOBODY, Kind::Tick, &[]),
                 }
-            }
-        });
+                seq += 1;
+                if cur.full() {
+                    let full = std::mem::take(&mut cur);
+                    match send(full, &txs).then(|| pool.get()).flatten() {
+                        Some(mut b) => {
+                            b.reset(seq);
+                            cur = b;
+                        }
+                        None => stopped = true,
+                    }
+                }
+            },
+            &mut secrets,
+        );
         if stopped {
             return Err("stopped".into());
         }
@@ -497,9 +505,10 @@ pub fn run(
             abort: abort_rx,
         };
         let inputs = &opts.inputs;
+        let keylog = opts.analyzer.keylog.clone();
         let reader = thread::Builder::new()
             .name("trustmap-reader".into())
-            .spawn_scoped(s, move || read_all(inputs, router, in_txs, pool))
+            .spawn_scoped(s, move || read_all(inputs, keylog, router, in_txs, pool))
             .map_err(spawn_err)?;
         let merged = merge(&mut em, &res_rxs);
         // Stop everyone if the merge ended early: workers fail to send, the reader stops waiting.

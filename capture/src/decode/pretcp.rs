@@ -37,8 +37,11 @@ impl PreTcp {
         if pkt.linktype != linktype::ETHERNET {
             return None;
         }
-        let eth: &[u8; ethernet::field::HEADER_LEN] =
-            pkt.data.get(..ethernet::field::HEADER_LEN)?.try_into().ok()?;
+        let eth: &[u8; ethernet::field::HEADER_LEN] = pkt
+            .data
+            .get(..ethernet::field::HEADER_LEN)?
+            .try_into()
+            .ok()?;
         let ip = Bytes(pkt.data).rest(ethernet::field::PAYLOAD)?;
         let (src, dst, v6, ip_len, total) = match Bytes(eth).u16(ethernet::field::ETHERTYPE)? {
             ethertype::IPV4 => {
