@@ -270,3 +270,30 @@ fn pcapng_decryption_secrets_block_is_a_key_log() {
         testkit::assert_same(&format!("pcapng DSB, {workers} worker(s)"), &got, &want);
     }
 }
+
+/// The negotiated key-exchange group (ECS `tls.curve`) is read without keys: from the TLS 1.3
+/// ServerHello's key_share (also after a HelloRetryRequest), from a TLS 1.2 ServerKeyExchange,
+/// and a post-quantum hybrid is named (tshark reads the same groups from these captures).
+#[test]
+fn key_exchange_group_without_keys() {
+    let curves = |pcap: PathBuf| -> Vec<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
+            .args(["analyze", "-q", "-o", "-", "--db", ":memory:"])
+            .arg(pcap)
+            .output()
+            .expect("run trustmap");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
+            .filter(|e| e["event"]["dataset"] == "trustmap.tls")
+            .map(|e| e["tls"]["curve"].as_str().unwrap_or("-").to_string())
+            .collect()
+    };
+    assert_eq!(curves(case("tls13-keylog.pcap")), vec!["x25519"; 7]);
+    let zeek = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/zeek");
+    assert_eq!(
+        curves(zeek.join("chrome-1250-tls-x25519-kyber.pcap")),
+        vec!["X25519Kyber768Draft00"]
+    );
+    assert_eq!(curves(zeek.join("ecdhe.pcap")), vec!["secp256r1"]);
+}

@@ -78,6 +78,8 @@ pub struct Handshake {
     /// ClientHello legacy_version.
     pub client_version: Option<u16>,
     pub cipher: Option<u16>,
+    /// Negotiated key-exchange group (TLS 1.3 key_share; TLS <= 1.2 ECDHE named curve).
+    pub group: Option<u16>,
     pub server_name: Option<String>,
     pub alpn: Vec<String>,
     /// Versions offered in the ClientHello supported_versions extension.

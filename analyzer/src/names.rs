@@ -71,3 +71,50 @@ pub fn alert_name(code: u8) -> &'static str {
         _ => "unknown",
     }
 }
+
+/// Named group (key exchange) names, as ECS `tls.curve` and the IANA registry spell them,
+/// including the post-quantum hybrids; the hex code when unknown.
+pub fn group_name(id: u16) -> Cow<'static, str> {
+    let name = match id {
+        23 => "secp256r1",
+        24 => "secp384r1",
+        25 => "secp521r1",
+        29 => "x25519",
+        30 => "x448",
+        256 => "ffdhe2048",
+        257 => "ffdhe3072",
+        258 => "ffdhe4096",
+        259 => "ffdhe6144",
+        260 => "ffdhe8192",
+        512 => "MLKEM512",
+        513 => "MLKEM768",
+        514 => "MLKEM1024",
+        0x11eb => "SecP256r1MLKEM768",
+        0x11ec => "X25519MLKEM768",
+        0x11ed => "SecP384r1MLKEM1024",
+        0x6399 => "X25519Kyber768Draft00",
+        0x639a => "SecP256r1Kyber768Draft00",
+        _ => return format!("0x{id:04x}").into(),
+    };
+    Cow::Borrowed(name)
+}
+
+/// A group that resists a quantum computer (ML-KEM alone or in a hybrid).
+pub fn group_is_post_quantum(id: u16) -> bool {
+    matches!(id, 512..=514 | 0x11eb..=0x11ed | 0x6399 | 0x639a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_names_and_pq() {
+        assert_eq!(group_name(4588), "X25519MLKEM768");
+        assert_eq!(group_name(0x11eb), "SecP256r1MLKEM768");
+        assert_eq!(group_name(0x11ed), "SecP384r1MLKEM1024");
+        assert_eq!(group_name(29), "x25519");
+        assert_eq!(group_name(0xabcd), "0xabcd");
+        assert!(group_is_post_quantum(4588) && !group_is_post_quantum(29));
+    }
+}

@@ -121,6 +121,8 @@ pub struct Session {
     /// whatever state a same-segment record moved it to).
     hello_retry: bool,
     cipher: Option<u16>,
+    /// Key-exchange group (TLS 1.3 key_share, or a TLS <= 1.2 ECDHE ServerKeyExchange).
+    group: Option<u16>,
     server_chain: Option<Vec<CertRef>>,
     client_chain: Option<Vec<CertRef>>,
     cert_request_cas: Option<Vec<Vec<u8>>>,
@@ -149,6 +151,7 @@ impl Session {
             decrypted: false,
             hello_retry: false,
             cipher: None,
+            group: None,
             server_chain: None,
             client_chain: None,
             cert_request_cas: None,
@@ -308,6 +311,11 @@ impl Session {
                     self.client_chain = Some(chain);
                 }
             }
+            msg::SERVER_KEY_EXCHANGE => {
+                if let Some(g) = hs::server_key_exchange_group(body) {
+                    self.group = Some(g);
+                }
+            }
             msg::CERTIFICATE_REQUEST => {
                 let v = self.version.unwrap_or(0x0303);
                 match hs::parse_certificate_request(body, v) {
@@ -381,6 +389,9 @@ impl Session {
         let v = sh.version();
         self.version = Some(v);
         self.cipher = Some(sh.cipher);
+        if sh.group.is_some() {
+            self.group = sh.group;
+        }
         self.hello_retry = sh.hello_retry;
         if hs::is_tls13(v) {
             self.tls13 = true;
@@ -665,6 +676,7 @@ impl Session {
                 self.v2_client_version
             },
             cipher: self.cipher,
+            group: self.group,
             server_name: ch.sni,
             alpn: ch.alpn,
             supported_versions: ch.supported_versions,

@@ -16,7 +16,7 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use trust::chain::{AnchorRef, ChainIssue};
 
-use analyzer::names::{alert_name, cipher_name, version_name};
+use analyzer::names::{alert_name, cipher_name, group_name, version_name};
 use rules::time::{rfc3339_ns, rfc3339_s};
 
 /// Lowercase hex of a SHA-256, serialised without an intermediate `String`.
@@ -389,6 +389,10 @@ impl Serialize for Tls<'_> {
             chain: h.client_chain.as_deref(),
         };
         m.serialize_entry("client", &client)?;
+        // ECS tls.curve: the negotiated key-exchange group (visible without keys in TLS 1.3).
+        if let Some(g) = h.group {
+            m.serialize_entry("curve", &group_name(g))?;
+        }
         m.serialize_entry("established", &h.established)?;
         if let Some(a) = h.alpn.first() {
             m.serialize_entry("next_protocol", a)?;

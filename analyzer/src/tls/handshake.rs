@@ -31,6 +31,7 @@ pub mod ext {
     pub const ALPN: u16 = 16;
     pub const SUPPORTED_VERSIONS: u16 = 43;
     pub const CERTIFICATE_AUTHORITIES: u16 = 47;
+    pub const KEY_SHARE: u16 = 51;
 }
 
 /// Most extensions/ciphers kept from one hello (a hello holds a few dozen; the cap bounds memory).
@@ -147,6 +148,9 @@ pub struct ServerHello {
     pub selected_version: Option<u16>,
     pub cipher: u16,
     pub hello_retry: bool,
+    /// The key-exchange group of the key_share extension (TLS 1.3: the server's share, or the
+    /// group a HelloRetryRequest asks for).
+    pub group: Option<u16>,
 }
 
 impl ServerHello {
@@ -177,6 +181,7 @@ pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
         selected_version: None,
         cipher,
         hello_retry: random == HRR_RANDOM,
+        group: None,
     };
     if !draft {
         let _comp = r.u8()?;
@@ -190,9 +195,22 @@ pub fn parse_server_hello(body: &[u8]) -> Option<ServerHello> {
             if typ == ext::SUPPORTED_VERSIONS {
                 sh.selected_version = super::reader::be16_at(data, 0);
             }
+            if typ == ext::KEY_SHARE {
+                sh.group = super::reader::be16_at(data, 0);
+            }
         }
     }
     Some(sh)
+}
+
+/// The named group of a TLS <= 1.2 ServerKeyExchange (ECDHE: `ECParameters` with curve_type
+/// named_curve); `None` for other key exchanges (DHE, RSA, explicit curves).
+pub fn server_key_exchange_group(body: &[u8]) -> Option<u16> {
+    /// ECCurveType named_curve (RFC 8422 §5.4).
+    const NAMED_CURVE: u8 = 3;
+    let mut r = Rd::new(body);
+    (r.u8()? == NAMED_CURVE).then_some(())?;
+    r.u16()
 }
 
 /// A Certificate message's list, as far as it could be parsed.
