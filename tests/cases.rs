@@ -53,8 +53,8 @@ const CASES: &[&str] = &[
     "vxlan",
 ];
 
-/// Cases tested elsewhere.
-const SKIPPED: &[&str] = &["estate"];
+/// Cases tested elsewhere (estate: tests/estate.rs; QUIC: tests/keylog.rs).
+const SKIPPED: &[&str] = &["estate", "quic-keylog"];
 
 /// Keys an expected.json may hold at the top level and per handshake; each is checked below.
 const CASE_KEYS: &[&str] = &[

@@ -297,3 +297,95 @@ fn key_exchange_group_without_keys() {
     );
     assert_eq!(curves(zeek.join("ecdhe.pcap")), vec!["secp256r1"]);
 }
+
+/// QUIC from a real stack (aioquic, `pcaps/gen/quic.py`): the Initial packets give SNI, ALPN,
+/// version and JA4 (`q`) without keys; with the key log, the Handshake packets give the server's
+/// chain: QUIC v1 with a ClientHello over two Initial packets, QUIC v2, and a connection that
+/// a Retry restarted. Every chain is the one the generator's server sent
+/// (`quic-keylog.expected.json`), and matches tshark's where tshark decrypts (tshark 4.0 does not
+/// follow the Retry). Without the key log no chain is reported.
+#[test]
+fn quic_initial_without_keys_and_handshake_with_the_key_log() {
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(case("quic-keylog.expected.json")).expect("expected.json"),
+    )
+    .expect("JSON");
+    let run = |keylog: bool| -> Vec<Value> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustmap"));
+        cmd.args(["analyze", "-q", "-o", "-", "--db", ":memory:"]);
+        if keylog {
+            cmd.arg("--keylog").arg(case("quic-keylog.keys"));
+        }
+        let out = cmd.arg(case("quic-keylog.pcap")).output().expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
+            .filter(|e| e["event"]["dataset"] == "trustmap.tls")
+            .collect()
+    };
+    let want = doc["handshakes"].as_array().expect("handshakes");
+    for keylog in [true, false] {
+        let events = run(keylog);
+        assert_eq!(events.len(), want.len(), "keylog {keylog}");
+        for h in want {
+            let port = h["client"]["port"].as_u64();
+            let e = events
+                .iter()
+                .find(|e| e["source"]["port"].as_u64() == port)
+                .unwrap_or_else(|| panic!("no event for client port {port:?}"));
+            assert_eq!(e["network"]["transport"], "udp");
+            assert_eq!(e["network"]["protocol"], "quic");
+            assert_eq!(e["tls"]["client"]["server_name"], h["sni"]);
+            assert_eq!(e["tls"]["version"], "1.3");
+            assert_eq!(e["tls"]["client"]["alpn"][0], "hq-interop");
+            let ja4 = e["tls"]["client"]["ja4"].as_str().unwrap_or("");
+            assert!(ja4.starts_with("q13d") && ja4.contains("hp_"), "{ja4}");
+            let visible = keylog && h["chain_visible"] == true;
+            assert_eq!(
+                e["trustmap"]["chain_visible"], visible,
+                "{port:?} keylog {keylog}"
+            );
+            let chain = hashes(&e["tls"]["server"]["chain"]);
+            if visible {
+                assert_eq!(e["trustmap"]["chain_source"], "keylog");
+                let want_chain: Vec<String> = h["server_chain"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|v| v.as_str().unwrap_or("").to_string())
+                    .collect();
+                assert_eq!(chain, want_chain, "{port:?}");
+                assert_eq!(e["trustmap"]["outcome"]["result"], "accepted");
+            } else {
+                assert!(chain.is_empty(), "{port:?}");
+                assert_eq!(e["trustmap"]["chain_source"], Value::Null);
+            }
+        }
+    }
+    // tshark with the same key log (expected-tshark, tshark_oracle.py --keylog) agrees.
+    let events = run(true);
+    let oracle =
+        std::fs::read_to_string(case("expected-tshark/quic-keylog.tshark.jsonl")).expect("oracle");
+    let mut n = 0;
+    for line in oracle.lines() {
+        let m: Value = serde_json::from_str(line).expect("oracle JSON");
+        let e = events
+            .iter()
+            .find(|e| e["source"]["port"] == m["dport"])
+            .expect("event for the oracle's connection");
+        let want: Vec<String> = m["sha256"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|v| v.as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(hashes(&e["tls"]["server"]["chain"]), want);
+        n += 1;
+    }
+    assert_eq!(n, 2, "tshark decrypts the v1 and v2 connections");
+}

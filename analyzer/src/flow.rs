@@ -12,6 +12,8 @@ use crate::cert::{CertCache, CertInfo};
 use crate::detect::{self, Start, HELLO_SIG_LEN, PREFIX_KEEP};
 use crate::dtls::{self, DtlsDir};
 use crate::model::{Handshake, Protocol};
+use crate::quic::{self, QuicConn};
+use crate::session;
 use crate::session::Session;
 use crate::sslv2;
 use crate::tls::decrypt::{HandshakeDecrypter, Opened};
@@ -67,6 +69,8 @@ pub struct AnalyzerStats {
     pub stun_datagrams: u64,
     /// Flows picked up after their handshake (first bytes were encrypted TLS records).
     pub midstream: u64,
+    /// QUIC connections (a v1/v2 Initial seen).
+    pub quic_flows: u64,
     /// TLS 1.3 handshakes whose secrets were in the key log, and those whose were not (with a
     /// key log given).
     pub keylog_found: u64,
@@ -87,6 +91,7 @@ impl AnalyzerStats {
         self.not_tls += o.not_tls;
         self.stun_datagrams += o.stun_datagrams;
         self.midstream += o.midstream;
+        self.quic_flows += o.quic_flows;
         self.keylog_found += o.keylog_found;
         self.keylog_missing += o.keylog_missing;
         self.records_decrypted += o.records_decrypted;
@@ -128,6 +133,16 @@ fn v2_record_len(buf: &[u8]) -> Option<usize> {
 
 /// Bytes held while classifying the start of a direction.
 const START_KEEP: usize = 16;
+
+/// A QUIC connection on a UDP flow: the packets' state and the handshake messages being joined
+/// from CRYPTO data, per packet-number space (Initial, Handshake) and side (client, server).
+#[derive(Debug)]
+struct QuicFlow {
+    conn: QuicConn,
+    /// The capture direction of the client (the sender of the first Initial).
+    client_dir: Dir,
+    messages: [[MessageJoiner; 2]; 2],
+}
 
 /// One direction's TLS 1.3 handshake flight being decrypted (from the ServerHello to its
 /// Finished).
@@ -178,6 +193,7 @@ struct Inner {
     session: Option<Session>,
     starttls: Option<&'static str>,
     dtls: Option<Box<[DtlsDir; 2]>>,
+    quic: Option<Box<QuicFlow>>,
     /// Non-DTLS datagram bytes seen before DTLS was found.
     udp_other: usize,
     /// A direction began with a protocol that never switches to TLS (SSH, plain HTTP).
@@ -609,6 +625,9 @@ impl Analyzer {
         ts: TimestampNs,
         data: &[u8],
     ) {
+        if inner.quic.is_some() || (inner.dtls.is_none() && quic::looks_like_initial(data)) {
+            return self.quic(inner, dir, ts, data);
+        }
         if dtls::looks_like_stun(data) {
             self.stats.stun_datagrams += 1;
             return;
@@ -642,6 +661,108 @@ impl Analyzer {
             other.reset();
         }
         self.events(ctx, inner, dir, ts, r.events, Protocol::Dtls);
+    }
+}
+
+impl Analyzer {
+    /// One UDP datagram of a QUIC connection: each coalesced packet in turn (a ServerHello may
+    /// bring the keys of the next one), CRYPTO data to the session.
+    fn quic(&mut self, inner: &mut Inner, dir: Dir, ts: TimestampNs, data: &[u8]) {
+        let max = self.cfg.max_handshake_message;
+        let q = inner.quic.get_or_insert_with(|| {
+            self.stats.quic_flows += 1;
+            Box::new(QuicFlow {
+                conn: QuicConn::default(),
+                client_dir: dir,
+                messages: std::array::from_fn(|_| std::array::from_fn(|_| MessageJoiner::new(max))),
+            })
+        });
+        let from_client = dir == q.client_dir;
+        let session = inner
+            .session
+            .get_or_insert_with(|| Session::new(Protocol::Quic, None, ts));
+        let mut rest = data;
+        while let Some((len, frames)) = q.conn.packet(from_client, rest) {
+            rest = rest.get(len..).unwrap_or_default();
+            if frames.retry {
+                // The handshake starts over: what was joined so far is void.
+                for m in q.messages.iter_mut().flatten() {
+                    m.clear();
+                }
+                *session = Session::new(Protocol::Quic, None, ts);
+            }
+            for (space, bytes) in frames.crypto {
+                let sp = usize::from(space == quic::Space::Handshake);
+                let side = usize::from(!from_client);
+                let mut msgs = Vec::new();
+                let Some(j) = q.messages.get_mut(sp).and_then(|m| m.get_mut(side)) else {
+                    continue;
+                };
+                if let Err(e) = j.push(&bytes, |m| Cow::Owned(m.to_vec()), &mut msgs) {
+                    self.stats.anomalies.add(e.into(), 1);
+                    continue;
+                }
+                for m in msgs {
+                    let Event::Handshake { typ, body } = m else {
+                        continue;
+                    };
+                    match space {
+                        quic::Space::Initial => {
+                            session.on_message(dir, typ, &body, ts, &mut self.certs, &mut self.out);
+                            if typ == msg::SERVER_HELLO && !q.conn.has_handshake_keys() {
+                                Self::quic_keys(
+                                    self.cfg.keylog.as_deref(),
+                                    &mut self.stats,
+                                    session,
+                                    &mut q.conn,
+                                );
+                            }
+                        }
+                        quic::Space::Handshake => {
+                            session.on_decrypted_message(
+                                dir,
+                                typ,
+                                &body,
+                                ts,
+                                &mut self.certs,
+                                &mut self.out,
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some(code) = frames.tls_alert {
+                session.on_alert(dir, session::ALERT_FATAL, code, ts);
+            }
+        }
+        // 1-RTT packets both ways: the handshake is over.
+        if q.conn.short_packets[usize::from(!from_client)] > 0 {
+            session.on_app_data(dir);
+        }
+    }
+
+    /// Handshake keys of a QUIC connection from the key log, once the ServerHello named the suite.
+    fn quic_keys(
+        keylog: Option<&KeyLog>,
+        stats: &mut AnalyzerStats,
+        session: &Session,
+        conn: &mut QuicConn,
+    ) {
+        let (Some(keylog), Some(random), Some(suite)) =
+            (keylog, session.client_random(), session.cipher())
+        else {
+            return;
+        };
+        if keylog.is_empty() {
+            return;
+        }
+        match keylog.get(random) {
+            Some(s) => {
+                stats.keylog_found += 1;
+                conn.set_handshake_keys(suite, s.client.as_deref(), s.server.as_deref());
+            }
+            None => stats.keylog_missing += 1,
+        }
     }
 }
 
@@ -717,7 +838,9 @@ impl App for Analyzer {
         let mut inner = s.inner.take().unwrap_or_default();
         self.datagram(ctx, &mut inner, dir, ts, data);
         let done = self.check_done(ctx, &mut inner, ts);
-        let idle = inner.dtls.is_none() && inner.udp_other > 2 * self.cfg.max_plaintext_scan;
+        let idle = inner.dtls.is_none()
+            && inner.quic.is_none()
+            && inner.udp_other > 2 * self.cfg.max_plaintext_scan;
         if idle {
             self.stats.not_tls += 1;
         }

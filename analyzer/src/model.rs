@@ -21,6 +21,8 @@ pub enum Protocol {
     Dtls,
     /// SSL 2.0 (a v2 SERVER-HELLO carries the certificate).
     Sslv2,
+    /// TLS 1.3 inside QUIC (RFC 9001): CRYPTO frames of Initial and Handshake packets.
+    Quic,
 }
 
 /// A certificate as it appeared on the wire, with its parsed form from the cache.

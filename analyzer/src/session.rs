@@ -639,10 +639,10 @@ impl Session {
             Dir::Orig => (ctx.orig, ctx.resp),
             Dir::Resp => (ctx.resp, ctx.orig),
         };
-        let fp_proto = if self.protocol == Protocol::Dtls {
-            'd'
-        } else {
-            't'
+        let fp_proto = match self.protocol {
+            Protocol::Dtls => 'd',
+            Protocol::Quic => 'q',
+            Protocol::Tls | Protocol::Sslv2 => 't',
         };
         let (ja3_string, ja3, ja4) = match &self.client_hello {
             Some(ch) => {

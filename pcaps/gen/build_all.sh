@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."              # pcaps/
 [[ $(id -u) == 0 ]] || { echo "build_all.sh: needs root (network namespaces, tcpdump)" >&2; exit 1; }
 for t in openssl ip ethtool tcpdump tshark python3; do command -v $t >/dev/null || { echo "missing: $t" >&2; exit 1; }; done
 CAP=tools/netns_capture.sh
-LOOPBACK_CASES="record-split-512 tcp-1byte port-reuse mtls tls13 tls10 resumed-tls12 unknown-ca tls13-keylog"
+LOOPBACK_CASES="record-split-512 tcp-1byte port-reuse mtls tls13 tls10 resumed-tls12 unknown-ca tls13-keylog quic-keylog"
 STARTTLS="smtp imap pop3 ftp ldap xmpp postgres mysql"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
@@ -25,6 +25,9 @@ build() {
   ipv6-vlan) gen/twons.sh vlan6 cases/ipv6-vlan.pcap ;;
   vxlan) gen/twons.sh vxlan cases/vxlan.pcap ;;
   estate) $CAP cases/estate.pcap -- python3 gen/estate.py >/dev/null ;;
+  quic-keylog)
+    # aioquic from PyPI (pip install aioquic)
+    $CAP cases/quic-keylog.pcap -- python3 gen/quic.py >/dev/null ;;
   tls13-keylog)
     $CAP cases/tls13-keylog.pcap -- python3 gen/cases.py tls13-keylog >/dev/null
     # the same capture with its key log inside (pcapng Decryption Secrets Block)

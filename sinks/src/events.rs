@@ -473,6 +473,7 @@ impl Serialize for TlsEvent<'_> {
                 Protocol::Tls => "tls",
                 Protocol::Dtls => "dtls",
                 Protocol::Sslv2 => "ssl",
+                Protocol::Quic => "quic",
             },
             transport: match h.transport {
                 capture::Transport::Tcp => "tcp",
