@@ -214,9 +214,28 @@ fn removal_findings_on_decrypted_chains_say_so() {
             .collect()
     };
     let with = run(true);
+    // The one handshake without secrets (port 40034) is inferred from the chain the same endpoint
+    // presented in the decrypted handshakes before it: labelled, one severity level lower.
+    let (inferred, with): (Vec<&Value>, Vec<&Value>) = with
+        .iter()
+        .partition(|f| f["trustmap"]["finding"]["evidence"] == "inferred");
+    assert_eq!(inferred.len(), 1, "{inferred:?}");
+    let inf = inferred[0];
+    assert_eq!(inf["source"]["port"], 40034);
+    assert_eq!(
+        inf["trustmap"]["finding"]["code"],
+        "ca_removal.residual_use"
+    );
+    assert_eq!(inf["event"]["severity"], 2);
+    assert!(inf["trustmap"].get("chain_source").is_none(), "{inf}");
     let mut by_code: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for f in &with {
+    for f in with {
         assert_eq!(f["trustmap"]["chain_source"], "keylog", "{f}");
+        assert_eq!(
+            f["event"]["severity"].as_u64().map(|s| s >= 3),
+            Some(true),
+            "{f}"
+        );
         let code = f["trustmap"]["finding"]["code"]
             .as_str()
             .unwrap_or("")
@@ -388,4 +407,46 @@ fn quic_initial_without_keys_and_handshake_with_the_key_log() {
         n += 1;
     }
     assert_eq!(n, 2, "tshark decrypts the v1 and v2 connections");
+}
+
+/// `inventory --format json`: each endpoint says how its chains were known. The key-log
+/// endpoint 127.0.1.30 was decrypted four times and inferred once (the connection without
+/// secrets); the mTLS one only decrypted; a TLS 1.2 endpoint was observed in the clear.
+#[test]
+fn inventory_endpoints_carry_their_evidence() {
+    let dir = testkit::TempDir::new("keylog-evidence");
+    let db = dir.join("inv.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
+        .args(["analyze", "-q", "-o", "/dev/null", "--db"])
+        .arg(&db)
+        .arg("--keylog")
+        .arg(case("tls13-keylog.keys"))
+        .arg(case("tls13-keylog.pcap"))
+        .arg(case("mtls.pcap"))
+        .output()
+        .expect("run trustmap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
+        .args(["inventory", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .expect("inventory");
+    let inv: Value = serde_json::from_slice(&out.stdout).expect("inventory JSON");
+    let mut evidence: BTreeMap<String, Value> = BTreeMap::new();
+    for ca in inv.as_array().expect("array") {
+        for ep in ca["endpoints"].as_array().into_iter().flatten() {
+            let key = format!("{}:{}", ep["ip"].as_str().unwrap_or(""), ep["port"]);
+            evidence.insert(key, ep["evidence"].clone());
+        }
+    }
+    assert_eq!(
+        evidence["127.0.1.30:443"],
+        serde_json::json!(["inferred", "keylog"])
+    );
+    assert_eq!(evidence["127.0.1.31:443"], serde_json::json!(["keylog"]));
+    assert_eq!(evidence["127.0.1.5:443"], serde_json::json!(["observed"]));
 }

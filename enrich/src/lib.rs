@@ -61,6 +61,9 @@ pub struct EnrichStats {
     pub findings: u64,
     pub findings_suppressed: u64,
     pub suppress_resets: u64,
+    /// Removal findings on hidden handshakes, inferred from the endpoint's earlier chain.
+    pub findings_inferred: u64,
+    pub last_chain_resets: u64,
 }
 
 /// What enrichment adds to one handshake.
@@ -196,8 +199,17 @@ pub struct Enricher {
     chains: HashMap<Vec<[u8; 32]>, CachedChain, ahash::RandomState>,
     suppress: HashMap<u64, i64, ahash::RandomState>,
     suppress_hasher: ahash::RandomState,
+    /// The last chain each endpoint (server address, port, SNI) presented in this run, for the
+    /// removal findings of its hidden (TLS 1.3, no key) handshakes, labelled `inferred`.
+    last_chains: HashMap<EndpointKey, Arc<BuiltChain>, ahash::RandomState>,
     pub stats: EnrichStats,
 }
+
+/// An endpoint as inference matches it: the same server address, port and SNI.
+type EndpointKey = (IpAddr, u16, Option<String>);
+
+/// Endpoints whose last chain is remembered (emptied, and counted, when full).
+pub const MAX_LAST_CHAINS: usize = 100_000;
 
 /// The trust stores trustmap builds chains against: the embedded Mozilla/NSS and Chrome stores,
 /// plus every certificate of the built-in distrust history as a known CA tagged with its event
@@ -254,6 +266,7 @@ impl Enricher {
             chains: HashMap::default(),
             suppress: HashMap::default(),
             suppress_hasher: ahash::RandomState::new(),
+            last_chains: HashMap::default(),
             stats: EnrichStats::default(),
         }
     }
@@ -503,6 +516,47 @@ impl Enricher {
                 out.findings.push(removal_finding(f));
             }
             cas = b.map(|b| b.deps.clone()).unwrap_or_default();
+            if let Some(b) = built_chain.as_ref() {
+                if self.last_chains.len() >= MAX_LAST_CHAINS {
+                    self.last_chains.clear();
+                    self.stats.last_chain_resets += 1;
+                }
+                let key = (server_ip, h.server.1, h.server_name.clone());
+                self.last_chains.insert(key, b.clone());
+            }
+        } else if !h.chain_visible && !h.resumed {
+            // A hidden chain (TLS 1.3 without keys): the endpoint's earlier chain, if any, stands
+            // in, and every removal finding says it was inferred, one severity level lower.
+            let key = (server_ip, h.server.1, h.server_name.clone());
+            if let Some(b) = self.last_chains.get(&key).cloned() {
+                for f in self.removal_findings(&b, instant, rules::Outcome::Unknown) {
+                    let ident = (
+                        f.code,
+                        f.rule_id.clone(),
+                        h.server,
+                        f.cert_sha256,
+                        f.ca_sha256,
+                        "inferred",
+                    );
+                    if !self.admit(&ident, ts) {
+                        self.stats.findings_suppressed += 1;
+                        continue;
+                    }
+                    self.stats.findings_inferred += 1;
+                    let message = format!(
+                        "inferred from the chain this endpoint presented earlier (its handshake \
+                         here is encrypted): {}",
+                        f.message
+                    );
+                    let severity = f.severity.saturating_sub(1).max(1);
+                    out.findings.push(Finding {
+                        evidence: Some("inferred"),
+                        severity,
+                        message,
+                        ..removal_finding(f)
+                    });
+                }
+            }
         }
 
         // An mTLS client certificate through a removed CA is a residual use (or pending) too;
@@ -557,6 +611,11 @@ impl Enricher {
             server_name: h.server_name.clone(),
             segments,
             chain_visible: h.chain_visible && h.server_chain.is_some(),
+            evidence: match h.chain_source {
+                Some(analyzer::ChainSource::Handshake) => Some("observed"),
+                Some(analyzer::ChainSource::Keylog) => Some("keylog"),
+                None => None,
+            },
             resumed: h.resumed,
             outcome: inv_outcome,
             cas,

@@ -105,8 +105,11 @@ pub struct Observation {
     pub server_name: Option<String>,
     /// e.g. `["internal", "embedded", "heuristic:appliance"]`.
     pub segments: Vec<String>,
-    /// False for TLS 1.3.
+    /// False for TLS 1.3 (unless a key log decrypted the flight).
     pub chain_visible: bool,
+    /// How the chain was known (`inventory --format json` endpoint `evidence`): `"observed"`
+    /// (in the clear), `"keylog"` (decrypted with a key log); `None` without a chain.
+    pub evidence: Option<&'static str>,
     pub resumed: bool,
     pub outcome: Outcome,
     /// Every CA certificate in the presented chain or reached as anchor.

@@ -37,6 +37,8 @@ pub(super) fn endpoints(
     let mut st_seg =
         tx.prepare_cached("INSERT OR IGNORE INTO endpoint_segment VALUES(?1,?2,?3)")?;
     let mut st_auth = tx.prepare_cached("INSERT OR IGNORE INTO client_auth VALUES(?1,?2,?3,?4)")?;
+    let mut st_evidence =
+        tx.prepare_cached("INSERT OR IGNORE INTO endpoint_evidence VALUES(?1,?2,?3)")?;
     let mut n_sets = tx.prepare_cached(
         "SELECT (SELECT count(*) FROM endpoint_name WHERE ip=?1 AND port=?2),
                 (SELECT count(*) FROM endpoint_segment WHERE ip=?1 AND port=?2),
@@ -76,6 +78,10 @@ pub(super) fn endpoints(
             cj
         ])?;
         let (ip, port) = (ip.text.as_str(), *port);
+        // Evidence kinds come from trustmap itself (a handful of fixed words), not the network.
+        for ev in &e.evidence {
+            st_evidence.execute(params![ip, port, ev])?;
+        }
         if e.names.is_empty() && e.segments.is_empty() && e.auth_names.is_empty() {
             continue;
         }

@@ -59,6 +59,8 @@ pub const MAX_SEGMENTS_PER_ENDPOINT: usize = 32;
 pub const MAX_AUTH_NAMES_PER_ENDPOINT: usize = 256;
 /// CAs attributed per handshake (a chain longer than this is abuse, not PKI).
 pub const MAX_CAS_PER_CHAIN: usize = 16;
+/// Kinds of evidence an endpoint can have (observed, keylog, inferred, probe).
+pub const MAX_EVIDENCE_KINDS: usize = 8;
 /// Longest string stored from the network (names, subjects); longer ones are cut.
 pub const MAX_STRING: usize = 1024;
 /// Endpoints whose last visible chain is cached for resumed/TLS 1.3 attribution.
@@ -252,6 +254,8 @@ struct EpAgg {
     names: SmallSet,
     segments: SmallSet,
     auth_names: SmallSet,
+    /// How the endpoint's chains were known (`observed`, `keylog`, `inferred`).
+    evidence: SmallSet,
 }
 
 #[derive(Debug, Default)]
@@ -371,6 +375,8 @@ CREATE TABLE IF NOT EXISTS endpoint_name(ip TEXT NOT NULL, port INTEGER NOT NULL
   PRIMARY KEY(ip, port, name));
 CREATE TABLE IF NOT EXISTS endpoint_segment(ip TEXT NOT NULL, port INTEGER NOT NULL, segment TEXT NOT NULL,
   PRIMARY KEY(ip, port, segment));
+CREATE TABLE IF NOT EXISTS endpoint_evidence(ip TEXT NOT NULL, port INTEGER NOT NULL, evidence TEXT NOT NULL,
+  PRIMARY KEY(ip, port, evidence));
 CREATE TABLE IF NOT EXISTS client_auth(ip TEXT NOT NULL, port INTEGER NOT NULL, name TEXT NOT NULL,
   norm TEXT NOT NULL, PRIMARY KEY(ip, port, name));
 CREATE INDEX IF NOT EXISTS endpoint_key ON endpoint(ip, port);
@@ -591,6 +597,9 @@ impl Inventory {
                     &mut truncated,
                 );
             }
+            if let Some(e) = o.evidence.filter(|_| direct) {
+                insert_capped(&mut ep.evidence, e, MAX_EVIDENCE_KINDS, &mut truncated);
+            }
         }
         if direct {
             let mut chain: Vec<CaId> = Vec::new();
@@ -728,6 +737,15 @@ impl Inventory {
         match self.last_chain(d.key)? {
             Some(chain) => {
                 self.stats.inferred += 1;
+                if let Some(ep) = self.pending.ep.get_mut(&d.key) {
+                    let mut truncated = 0;
+                    insert_capped(
+                        &mut ep.evidence,
+                        "inferred",
+                        MAX_EVIDENCE_KINDS,
+                        &mut truncated,
+                    );
+                }
                 self.attribute(d.key, d.client, d.ts, d.outcome, d.resumed, true, &chain);
                 Ok(true)
             }
@@ -881,6 +899,17 @@ impl Inventory {
     fn merge_attached(&mut self, sources: &mut BTreeSet<String>) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
+            // Inventories written before the evidence table existed have none to merge.
+            let has_evidence: bool = tx.query_row(
+                "SELECT count(*) > 0 FROM src.sqlite_master WHERE name = 'endpoint_evidence'",
+                [],
+                |r| r.get(0),
+            )?;
+            if has_evidence {
+                tx.execute_batch(
+                    "INSERT OR IGNORE INTO main.endpoint_evidence SELECT * FROM src.endpoint_evidence;",
+                )?;
+            }
             let mut st = tx.prepare("SELECT DISTINCT source FROM src.endpoint")?;
             let rows = st.query_map([], |r| r.get::<_, String>(0))?;
             for s in rows {

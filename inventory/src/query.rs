@@ -52,6 +52,9 @@ pub struct EndpointEntry {
     pub port: u16,
     pub server_names: Vec<String>,
     pub segments: Vec<String>,
+    /// How the endpoint's chains were known: `observed` (in the clear), `keylog`, `inferred`
+    /// (chainless handshakes attributed to an earlier chain), `probe`.
+    pub evidence: Vec<String>,
     pub first_seen: String,
     pub last_seen: String,
     pub handshakes: u64,
@@ -95,6 +98,7 @@ pub(super) struct EpFold {
     pub chain: Vec<String>,
     pub names: BTreeSet<String>,
     pub segments: BTreeSet<String>,
+    pub evidence: BTreeSet<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -151,7 +155,11 @@ pub(super) fn load_endpoints(conn: &Connection) -> Result<HashMap<Key, EpFold>> 
             }
         }
     }
-    for (table, col) in [("endpoint_name", "name"), ("endpoint_segment", "segment")] {
+    for (table, col) in [
+        ("endpoint_name", "name"),
+        ("endpoint_segment", "segment"),
+        ("endpoint_evidence", "evidence"),
+    ] {
         let mut st = conn.prepare(&format!("SELECT ip, port, {col} FROM {table}"))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
@@ -162,6 +170,10 @@ pub(super) fn load_endpoints(conn: &Connection) -> Result<HashMap<Key, EpFold>> 
             if table == "endpoint_name" {
                 if e.names.len() < MAX_NAMES_PER_ENDPOINT {
                     e.names.insert(v);
+                }
+            } else if table == "endpoint_evidence" {
+                if e.evidence.len() < super::MAX_EVIDENCE_KINDS {
+                    e.evidence.insert(v);
                 }
             } else if e.segments.len() < MAX_SEGMENTS_PER_ENDPOINT {
                 e.segments.insert(v);
@@ -285,6 +297,9 @@ fn endpoint_entry(key: &Key, ep: Option<&EpFold>) -> EndpointEntry {
             .unwrap_or_default(),
         segments: ep
             .map(|e| e.segments.iter().cloned().collect())
+            .unwrap_or_default(),
+        evidence: ep
+            .map(|e| e.evidence.iter().cloned().collect())
             .unwrap_or_default(),
         first_seen: String::new(),
         last_seen: String::new(),
