@@ -40,6 +40,7 @@ fn obs(ts_s: i64, client: &str, server: &str, sni: Option<&str>, cas: Vec<CaRef>
         server_name: sni.map(str::to_string),
         segments: vec![],
         chain_visible: !cas.is_empty(),
+        evidence: None,
         resumed: false,
         outcome: Outcome::Accepted,
         cas,

@@ -431,6 +431,7 @@ mod tests {
             server_name: Some("<script>alert(1)</script>\"\\".into()),
             segments: vec!["a\"b".into()],
             chain_visible: true,
+            evidence: None,
             resumed: false,
             outcome: Outcome::Accepted,
             cas: vec![CaRef {
