@@ -290,6 +290,7 @@ fn json_shape_is_exactly_design_section_6() {
             "port",
             "server_names",
             "segments",
+            "evidence",
             "first_seen",
             "last_seen",
             "handshakes",
