@@ -39,6 +39,41 @@ enum Cmd {
     Capture(CaptureArgs),
     /// Reports for people: HTML or Graphviz DOT of the inventory.
     Report(ReportArgs),
+    /// Opt-in active check: connect to inventory endpoints inside --allow and record the chain
+    /// each presents (by default only endpoints whose chain is unknown).
+    Probe(ProbeArgs),
+}
+
+/// `trustmap probe`.
+#[derive(clap::Args, Debug)]
+struct ProbeArgs {
+    /// Inventory database: where the targets come from and the results go.
+    #[arg(long, default_value = "trustmap.db")]
+    db: String,
+    /// Networks the probe may connect to (CIDR); mandatory, repeatable. Nothing outside is ever
+    /// contacted.
+    #[arg(long = "allow", required = true)]
+    allow: Vec<String>,
+    /// Connections per second at most.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Seconds for the connection and the handshake, each.
+    #[arg(long, default_value_t = 5)]
+    timeout: u64,
+    /// Probe every endpoint of the inventory, not only those without a known chain.
+    #[arg(long)]
+    all: bool,
+    /// Write NDJSON events here (`-` = stdout).
+    #[arg(short = 'o', long = "events")]
+    events: Option<PathBuf>,
+    /// Extra trust anchors (as for `analyze`); repeatable.
+    #[arg(long = "anchors")]
+    anchors: Vec<String>,
+    #[command(flatten)]
+    rules: RulesArgs,
+    /// Do not print the summary.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Rules and trust options shared by every command that evaluates removals.
@@ -226,7 +261,46 @@ pub fn run() -> ExitCode {
         Cmd::Inventory(a) => inventory_cmd(a),
         Cmd::Removal { cmd } => removal_cmd(cmd),
         Cmd::Report(a) => report_cmd(a),
+        Cmd::Probe(a) => finish(probe_inner(a)),
     }
+}
+
+fn probe_inner(a: ProbeArgs) -> Result<(), Fail> {
+    let mut allow = Vec::new();
+    for c in &a.allow {
+        allow.push(
+            c.parse::<rules::segment::Cidr>()
+                .map_err(|e| usage(format!("--allow {c:?}: {e}")))?,
+        );
+    }
+    if !a.rate.is_finite() || a.rate <= 0.0 {
+        return Err(usage("--rate must be above 0"));
+    }
+    let (rules, as_of) = a.rules.load()?;
+    let stores = load_stores(&a.anchors)?;
+    let enricher = Enricher::new(
+        stores,
+        rules,
+        EnrichConfig {
+            as_of,
+            ..EnrichConfig::default()
+        },
+    );
+    let out =
+        open_events(&a.events).map_err(|e| runtime(format!("cannot open events output: {e}")))?;
+    crate::probe_cmd::run(crate::probe_cmd::ProbeSetup {
+        cfg: probe::ProbeConfig {
+            allow,
+            rate_per_sec: a.rate,
+            timeout: std::time::Duration::from_secs(a.timeout.max(1)),
+        },
+        all: a.all,
+        db: a.db,
+        enricher,
+        sink: EventSink::new(out),
+        quiet: a.quiet,
+    })
+    .map_err(runtime)
 }
 
 fn open_events(p: &Option<PathBuf>) -> std::io::Result<Option<Box<dyn Write + Send>>> {

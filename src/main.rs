@@ -6,6 +6,7 @@ mod cli;
 #[cfg(feature = "live")]
 mod live_cmd;
 mod pipeline;
+mod probe_cmd;
 
 use std::process::ExitCode;
 

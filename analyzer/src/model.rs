@@ -109,6 +109,51 @@ pub struct Handshake {
     pub outcome: Outcome,
 }
 
+impl Handshake {
+    /// The handshake of trustmap's own probe (`client` is the probe's address): the chain the
+    /// server presented, with no client behaviour to judge (outcome unknown).
+    #[allow(clippy::too_many_arguments)]
+    pub fn probed(
+        ts_ns: u64,
+        client: (IpAddr, u16),
+        server: (IpAddr, u16),
+        server_name: Option<String>,
+        version: Option<u16>,
+        cipher: Option<u16>,
+        chain: Vec<CertRef>,
+        established: bool,
+    ) -> Handshake {
+        Handshake {
+            ts_ns,
+            start_ts_ns: ts_ns,
+            client,
+            server,
+            transport: capture::Transport::Tcp,
+            protocol: Protocol::Tls,
+            starttls: None,
+            version,
+            client_version: None,
+            cipher,
+            group: None,
+            server_name,
+            alpn: Vec::new(),
+            supported_versions: Vec::new(),
+            ja3: None,
+            ja3_string: None,
+            ja4: None,
+            server_chain: Some(chain),
+            client_chain: None,
+            cert_request_cas: None,
+            alert: None,
+            established,
+            resumed: false,
+            chain_visible: true,
+            chain_source: Some(ChainSource::Probe),
+            outcome: Outcome::Unknown,
+        }
+    }
+}
+
 /// How a chain was known (`trustmap.chain_source`); evidence of different kinds is never mixed
 /// without this label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,6 +162,8 @@ pub enum ChainSource {
     Handshake,
     /// A TLS 1.3 Certificate decrypted with secrets from a key log.
     Keylog,
+    /// Presented to trustmap's own opt-in probe (`trustmap probe`), not seen on the wire.
+    Probe,
 }
 
 impl ChainSource {
@@ -124,6 +171,7 @@ impl ChainSource {
         match self {
             ChainSource::Handshake => "handshake",
             ChainSource::Keylog => "keylog",
+            ChainSource::Probe => "probe",
         }
     }
 }

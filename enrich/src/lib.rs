@@ -614,6 +614,7 @@ impl Enricher {
             evidence: match h.chain_source {
                 Some(analyzer::ChainSource::Handshake) => Some("observed"),
                 Some(analyzer::ChainSource::Keylog) => Some("keylog"),
+                Some(analyzer::ChainSource::Probe) => Some("probe"),
                 None => None,
             },
             resumed: h.resumed,
