@@ -16,8 +16,9 @@ pub(super) fn endpoints(
     rows: &FastMap<EpKey, EpAgg>,
 ) -> Result<()> {
     let mut st_ep = tx.prepare_cached(
-        "INSERT INTO endpoint VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)
+        "INSERT INTO endpoint VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)
          ON CONFLICT(source, ip, port) DO UPDATE SET
+           evidence=evidence | excluded.evidence,
            first_seen=min(first_seen, excluded.first_seen),
            last_visible=CASE WHEN excluded.last_seen>=last_seen THEN excluded.last_visible
                         ELSE last_visible END,
@@ -37,8 +38,6 @@ pub(super) fn endpoints(
     let mut st_seg =
         tx.prepare_cached("INSERT OR IGNORE INTO endpoint_segment VALUES(?1,?2,?3)")?;
     let mut st_auth = tx.prepare_cached("INSERT OR IGNORE INTO client_auth VALUES(?1,?2,?3,?4)")?;
-    let mut st_evidence =
-        tx.prepare_cached("INSERT OR IGNORE INTO endpoint_evidence VALUES(?1,?2,?3)")?;
     let mut n_sets = tx.prepare_cached(
         "SELECT (SELECT count(*) FROM endpoint_name WHERE ip=?1 AND port=?2),
                 (SELECT count(*) FROM endpoint_segment WHERE ip=?1 AND port=?2),
@@ -75,13 +74,10 @@ pub(super) fn endpoints(
             e.handshakes as i64,
             e.last_visible,
             cs,
-            cj
+            cj,
+            e.evidence
         ])?;
         let (ip, port) = (ip.text.as_str(), *port);
-        // Evidence kinds come from trustmap itself (a handful of fixed words), not the network.
-        for ev in &e.evidence {
-            st_evidence.execute(params![ip, port, ev])?;
-        }
         if e.names.is_empty() && e.segments.is_empty() && e.auth_names.is_empty() {
             continue;
         }

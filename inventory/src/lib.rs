@@ -59,8 +59,41 @@ pub const MAX_SEGMENTS_PER_ENDPOINT: usize = 32;
 pub const MAX_AUTH_NAMES_PER_ENDPOINT: usize = 256;
 /// CAs attributed per handshake (a chain longer than this is abuse, not PKI).
 pub const MAX_CAS_PER_CHAIN: usize = 16;
-/// Kinds of evidence an endpoint can have (observed, keylog, inferred, probe).
-pub const MAX_EVIDENCE_KINDS: usize = 8;
+/// How an endpoint's chains were known, as bits of the `endpoint.evidence` column (a set that
+/// upserts and merges OR together, at no extra statement per endpoint).
+pub struct Evidence;
+
+impl Evidence {
+    pub const OBSERVED: u8 = 1;
+    pub const KEYLOG: u8 = 2;
+    pub const INFERRED: u8 = 4;
+    pub const PROBE: u8 = 8;
+    /// Every kind with its name, in report order.
+    pub const NAMES: [(u8, &'static str); 4] = [
+        (Self::INFERRED, "inferred"),
+        (Self::KEYLOG, "keylog"),
+        (Self::OBSERVED, "observed"),
+        (Self::PROBE, "probe"),
+    ];
+
+    /// The bit of an observation's evidence word (unknown words: none).
+    pub fn bit(name: &str) -> u8 {
+        Self::NAMES
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map_or(0, |(b, _)| *b)
+    }
+
+    /// The names of the bits in `bits`, in report order.
+    pub fn names(bits: u8) -> Vec<String> {
+        Self::NAMES
+            .iter()
+            .filter(|(b, _)| bits & b != 0)
+            .map(|(_, n)| n.to_string())
+            .collect()
+    }
+}
+
 /// Longest string stored from the network (names, subjects); longer ones are cut.
 pub const MAX_STRING: usize = 1024;
 /// Endpoints whose last visible chain is cached for resumed/TLS 1.3 attribution.
@@ -254,8 +287,8 @@ struct EpAgg {
     names: SmallSet,
     segments: SmallSet,
     auth_names: SmallSet,
-    /// How the endpoint's chains were known (`observed`, `keylog`, `inferred`).
-    evidence: SmallSet,
+    /// How the endpoint's chains were known ([`Evidence`] bits).
+    evidence: u8,
 }
 
 #[derive(Debug, Default)]
@@ -370,13 +403,12 @@ CREATE TABLE IF NOT EXISTS ca(sha256 TEXT PRIMARY KEY, subject TEXT NOT NULL, ro
 CREATE TABLE IF NOT EXISTS endpoint(source TEXT NOT NULL, ip TEXT NOT NULL, port INTEGER NOT NULL,
   first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, handshakes INTEGER NOT NULL,
   last_visible INTEGER NOT NULL, last_chain_seen INTEGER, last_chain TEXT,
+  evidence INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY(source, ip, port));
 CREATE TABLE IF NOT EXISTS endpoint_name(ip TEXT NOT NULL, port INTEGER NOT NULL, name TEXT NOT NULL,
   PRIMARY KEY(ip, port, name));
 CREATE TABLE IF NOT EXISTS endpoint_segment(ip TEXT NOT NULL, port INTEGER NOT NULL, segment TEXT NOT NULL,
   PRIMARY KEY(ip, port, segment));
-CREATE TABLE IF NOT EXISTS endpoint_evidence(ip TEXT NOT NULL, port INTEGER NOT NULL, evidence TEXT NOT NULL,
-  PRIMARY KEY(ip, port, evidence));
 CREATE TABLE IF NOT EXISTS client_auth(ip TEXT NOT NULL, port INTEGER NOT NULL, name TEXT NOT NULL,
   norm TEXT NOT NULL, PRIMARY KEY(ip, port, name));
 CREATE INDEX IF NOT EXISTS endpoint_key ON endpoint(ip, port);
@@ -499,6 +531,17 @@ impl Inventory {
             )));
         }
         conn.execute_batch(SCHEMA)?;
+        // Databases made before the evidence column: add it (no chains' evidence recorded yet).
+        let has_evidence: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('endpoint') WHERE name = 'evidence'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_evidence {
+            conn.execute_batch(
+                "ALTER TABLE endpoint ADD COLUMN evidence INTEGER NOT NULL DEFAULT 0",
+            )?;
+        }
         if v < SCHEMA_VERSION {
             conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
         }
@@ -598,7 +641,7 @@ impl Inventory {
                 );
             }
             if let Some(e) = o.evidence.filter(|_| direct) {
-                insert_capped(&mut ep.evidence, e, MAX_EVIDENCE_KINDS, &mut truncated);
+                ep.evidence |= Evidence::bit(e);
             }
         }
         if direct {
@@ -738,13 +781,7 @@ impl Inventory {
             Some(chain) => {
                 self.stats.inferred += 1;
                 if let Some(ep) = self.pending.ep.get_mut(&d.key) {
-                    let mut truncated = 0;
-                    insert_capped(
-                        &mut ep.evidence,
-                        "inferred",
-                        MAX_EVIDENCE_KINDS,
-                        &mut truncated,
-                    );
+                    ep.evidence |= Evidence::INFERRED;
                 }
                 self.attribute(d.key, d.client, d.ts, d.outcome, d.resumed, true, &chain);
                 Ok(true)
@@ -899,17 +936,23 @@ impl Inventory {
     fn merge_attached(&mut self, sources: &mut BTreeSet<String>) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
-            // Inventories written before the evidence table existed have none to merge.
+            // Inventories written before the evidence column existed merge with none.
             let has_evidence: bool = tx.query_row(
-                "SELECT count(*) > 0 FROM src.sqlite_master WHERE name = 'endpoint_evidence'",
+                "SELECT count(*) > 0 FROM pragma_table_info('endpoint', 'src') WHERE name = 'evidence'",
                 [],
                 |r| r.get(0),
             )?;
-            if has_evidence {
-                tx.execute_batch(
-                    "INSERT OR IGNORE INTO main.endpoint_evidence SELECT * FROM src.endpoint_evidence;",
-                )?;
-            }
+            let evidence = if has_evidence { "evidence" } else { "0" };
+            tx.execute_batch(&format!(
+                "INSERT INTO main.endpoint SELECT source, ip, port, first_seen, last_seen, handshakes,
+                   last_visible, last_chain_seen, last_chain, {evidence} FROM src.endpoint WHERE true
+                   ON CONFLICT(source, ip, port) DO UPDATE SET
+                     first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+                     handshakes=excluded.handshakes, last_visible=excluded.last_visible,
+                     last_chain_seen=excluded.last_chain_seen, last_chain=excluded.last_chain,
+                     evidence=evidence | excluded.evidence
+                   WHERE excluded.handshakes>=handshakes;"
+            ))?;
             let mut st = tx.prepare("SELECT DISTINCT source FROM src.endpoint")?;
             let rows = st.query_map([], |r| r.get::<_, String>(0))?;
             for s in rows {
@@ -917,13 +960,7 @@ impl Inventory {
             }
         }
         tx.execute_batch(
-            "INSERT INTO main.endpoint SELECT * FROM src.endpoint WHERE true
-               ON CONFLICT(source, ip, port) DO UPDATE SET
-                 first_seen=excluded.first_seen, last_seen=excluded.last_seen,
-                 handshakes=excluded.handshakes, last_visible=excluded.last_visible,
-                 last_chain_seen=excluded.last_chain_seen, last_chain=excluded.last_chain
-               WHERE excluded.handshakes>=handshakes;
-             INSERT OR IGNORE INTO main.endpoint_name SELECT * FROM src.endpoint_name;
+            "INSERT OR IGNORE INTO main.endpoint_name SELECT * FROM src.endpoint_name;
              INSERT OR IGNORE INTO main.endpoint_segment SELECT * FROM src.endpoint_segment;
              INSERT OR IGNORE INTO main.client_auth SELECT * FROM src.client_auth;
              INSERT INTO main.ca_endpoint SELECT * FROM src.ca_endpoint WHERE true

@@ -98,7 +98,8 @@ pub(super) struct EpFold {
     pub chain: Vec<String>,
     pub names: BTreeSet<String>,
     pub segments: BTreeSet<String>,
-    pub evidence: BTreeSet<String>,
+    /// [`super::Evidence`] bits, over every source.
+    pub evidence: u8,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -124,8 +125,8 @@ fn u(v: i64) -> u64 {
 pub(super) fn load_endpoints(conn: &Connection) -> Result<HashMap<Key, EpFold>> {
     let mut out: HashMap<Key, EpFold> = HashMap::new();
     let mut st = conn.prepare(
-        "SELECT ip, port, first_seen, last_seen, handshakes, last_visible, last_chain_seen, last_chain
-         FROM endpoint",
+        "SELECT ip, port, first_seen, last_seen, handshakes, last_visible, last_chain_seen, last_chain,
+           evidence FROM endpoint",
     )?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
@@ -136,6 +137,9 @@ pub(super) fn load_endpoints(conn: &Connection) -> Result<HashMap<Key, EpFold>> 
         let vis: bool = r.get(5)?;
         let cs: Option<i64> = r.get(6)?;
         let chain: Option<String> = r.get(7)?;
+        let evidence: u8 = r
+            .get::<_, i64>(8)
+            .map(|v| u8::try_from(v & 0xff).unwrap_or(0))?;
         let e = out.entry(key).or_insert_with(|| EpFold {
             first,
             last,
@@ -148,6 +152,7 @@ pub(super) fn load_endpoints(conn: &Connection) -> Result<HashMap<Key, EpFold>> 
             e.last_visible = vis;
         }
         e.handshakes += u(hs);
+        e.evidence |= evidence;
         if let (Some(t), Some(c)) = (cs, chain) {
             if e.chain_seen.is_none_or(|old| t >= old) {
                 e.chain_seen = Some(t);
@@ -155,11 +160,7 @@ pub(super) fn load_endpoints(conn: &Connection) -> Result<HashMap<Key, EpFold>> 
             }
         }
     }
-    for (table, col) in [
-        ("endpoint_name", "name"),
-        ("endpoint_segment", "segment"),
-        ("endpoint_evidence", "evidence"),
-    ] {
+    for (table, col) in [("endpoint_name", "name"), ("endpoint_segment", "segment")] {
         let mut st = conn.prepare(&format!("SELECT ip, port, {col} FROM {table}"))?;
         let mut rows = st.query([])?;
         while let Some(r) = rows.next()? {
@@ -170,10 +171,6 @@ pub(super) fn load_endpoints(conn: &Connection) -> Result<HashMap<Key, EpFold>> 
             if table == "endpoint_name" {
                 if e.names.len() < MAX_NAMES_PER_ENDPOINT {
                     e.names.insert(v);
-                }
-            } else if table == "endpoint_evidence" {
-                if e.evidence.len() < super::MAX_EVIDENCE_KINDS {
-                    e.evidence.insert(v);
                 }
             } else if e.segments.len() < MAX_SEGMENTS_PER_ENDPOINT {
                 e.segments.insert(v);
@@ -298,9 +295,7 @@ fn endpoint_entry(key: &Key, ep: Option<&EpFold>) -> EndpointEntry {
         segments: ep
             .map(|e| e.segments.iter().cloned().collect())
             .unwrap_or_default(),
-        evidence: ep
-            .map(|e| e.evidence.iter().cloned().collect())
-            .unwrap_or_default(),
+        evidence: super::Evidence::names(ep.map_or(0, |e| e.evidence)),
         first_seen: String::new(),
         last_seen: String::new(),
         handshakes: 0,

@@ -907,3 +907,44 @@ fn set_caps_hold_for_a_handle_that_started_on_an_empty_database() {
     drop(a);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The evidence set: recorded as bits, united over sources and merges; a database made before
+/// the column existed gets it on open, and merges from one still work.
+#[test]
+fn evidence_bits_record_merge_and_migrate() {
+    let dir = testkit::TempDir::new("inv-evidence");
+    let (a, b, c) = (dir.join("a.db"), dir.join("b.db"), dir.join("c.db"));
+    let mut o = obs(1000, "10.0.0.5", "10.0.0.9", None, vec![root_a()]);
+    o.evidence = Some("keylog");
+    {
+        let mut inv = Inventory::open(a.to_str().unwrap()).unwrap();
+        inv.record(&o).unwrap();
+        inv.flush().unwrap();
+    }
+    {
+        // An older sensor's database: no evidence column at all.
+        let mut inv = Inventory::open(b.to_str().unwrap()).unwrap();
+        o.evidence = Some("observed");
+        inv.record(&o).unwrap();
+        inv.flush().unwrap();
+        inv.conn
+            .execute_batch("ALTER TABLE endpoint DROP COLUMN evidence")
+            .unwrap();
+    }
+    Inventory::merge(&[&a, &b], &c).unwrap();
+    let inv = Inventory::open(c.to_str().unwrap()).unwrap();
+    let q = inv.query(None).unwrap();
+    assert_eq!(q[0].endpoints[0].evidence, ["keylog"]);
+    // Reopened, the old database has the column again and records evidence.
+    let mut old = Inventory::open(b.to_str().unwrap()).unwrap();
+    o.evidence = Some("probe");
+    old.record(&o).unwrap();
+    old.flush().unwrap();
+    assert_eq!(old.query(None).unwrap()[0].endpoints[0].evidence, ["probe"]);
+    Inventory::merge(&[&a, &b], &c).unwrap();
+    let q = Inventory::open(c.to_str().unwrap())
+        .unwrap()
+        .query(None)
+        .unwrap();
+    assert_eq!(q[0].endpoints[0].evidence, ["keylog", "probe"]);
+}
