@@ -6,6 +6,7 @@
 //! `pcaps/tools/tshark_oracle.py --keylog`), and without the key log nothing may be reported.
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,14 +20,12 @@ fn case(name: &str) -> PathBuf {
     p
 }
 
-fn tls_events(keylog: bool) -> Vec<Value> {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustmap"));
-    cmd.args(["analyze", "-q", "-o", "-", "--db", ":memory:"]);
-    if keylog {
-        cmd.arg("--keylog").arg(case("tls13-keylog.keys"));
-    }
-    let out = cmd
-        .arg(case("tls13-keylog.pcap"))
+/// The NDJSON of `trustmap analyze` over `input` with `extra` options.
+fn analyze_raw(extra: &[OsString], input: &Path) -> Vec<u8> {
+    let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
+        .args(["analyze", "-q", "-o", "-", "--db", ":memory:"])
+        .args(extra)
+        .arg(input)
         .output()
         .expect("run trustmap");
     assert!(
@@ -34,11 +33,39 @@ fn tls_events(keylog: bool) -> Vec<Value> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
+    out.stdout
+}
+
+/// Every event of `trustmap analyze` over the case file `input` with `extra` options.
+fn analyze(extra: &[OsString], input: &str) -> Vec<Value> {
+    String::from_utf8_lossy(&analyze_raw(extra, &case(input)))
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
-        .filter(|e| e["event"]["dataset"] == "trustmap.tls")
         .collect()
+}
+
+/// `--keylog` with the case's key log, or nothing.
+fn keylog_arg(on: bool, keys: &str) -> Vec<OsString> {
+    if on {
+        vec!["--keylog".into(), case(keys).into()]
+    } else {
+        Vec::new()
+    }
+}
+
+fn dataset<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["event"]["dataset"] == name)
+        .collect()
+}
+
+fn tls_events(keylog: bool) -> Vec<Value> {
+    let all = analyze(
+        &keylog_arg(keylog, "tls13-keylog.keys"),
+        "tls13-keylog.pcap",
+    );
+    dataset(&all, "trustmap.tls").into_iter().cloned().collect()
 }
 
 fn hashes(chain: &Value) -> Vec<String> {
@@ -177,36 +204,13 @@ fn removal_findings_on_decrypted_chains_say_so() {
     )
     .expect("rules");
     let run = |keylog: bool| -> Vec<Value> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustmap"));
-        cmd.args([
-            "analyze",
-            "-q",
-            "-o",
-            "-",
-            "--db",
-            ":memory:",
-            "--suppress",
-            "0",
-        ])
-        .arg("--rules")
-        .arg(&rules)
-        .arg("--anchors")
-        .arg(case("pki/root.pem"));
-        if keylog {
-            cmd.arg("--keylog").arg(case("tls13-keylog.keys"));
-        }
-        let out = cmd
-            .arg(case("tls13-keylog.pcap"))
-            .output()
-            .expect("run trustmap");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
+        let mut args: Vec<OsString> = vec!["--suppress".into(), "0".into(), "--rules".into()];
+        args.push(rules.clone().into());
+        args.push("--anchors".into());
+        args.push(case("pki/root.pem").into());
+        args.extend(keylog_arg(keylog, "tls13-keylog.keys"));
+        analyze(&args, "tls13-keylog.pcap")
+            .into_iter()
             .filter(|e| {
                 e["event"]["dataset"] == "trustmap.finding"
                     && e["trustmap"]["finding"]["rule"] == "test-root-retirement"
@@ -267,18 +271,8 @@ fn removal_findings_on_decrypted_chains_say_so() {
 #[test]
 fn pcapng_decryption_secrets_block_is_a_key_log() {
     let run = |args: &[&str], input: &str| -> Vec<u8> {
-        let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
-            .args(["analyze", "-q", "-o", "-", "--db", ":memory:"])
-            .args(args)
-            .arg(case(input))
-            .output()
-            .expect("run trustmap");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        analyze_raw(&args, &case(input))
     };
     let keys = case("tls13-keylog.keys");
     let keys = keys.to_str().expect("utf-8 path");
@@ -296,12 +290,7 @@ fn pcapng_decryption_secrets_block_is_a_key_log() {
 #[test]
 fn key_exchange_group_without_keys() {
     let curves = |pcap: PathBuf| -> Vec<String> {
-        let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
-            .args(["analyze", "-q", "-o", "-", "--db", ":memory:"])
-            .arg(pcap)
-            .output()
-            .expect("run trustmap");
-        String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&analyze_raw(&[], &pcap))
             .lines()
             .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
             .filter(|e| e["event"]["dataset"] == "trustmap.tls")
@@ -330,22 +319,8 @@ fn quic_initial_without_keys_and_handshake_with_the_key_log() {
     )
     .expect("JSON");
     let run = |keylog: bool| -> Vec<Value> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustmap"));
-        cmd.args(["analyze", "-q", "-o", "-", "--db", ":memory:"]);
-        if keylog {
-            cmd.arg("--keylog").arg(case("quic-keylog.keys"));
-        }
-        let out = cmd.arg(case("quic-keylog.pcap")).output().expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
-            .filter(|e| e["event"]["dataset"] == "trustmap.tls")
-            .collect()
+        let all = analyze(&keylog_arg(keylog, "quic-keylog.keys"), "quic-keylog.pcap");
+        dataset(&all, "trustmap.tls").into_iter().cloned().collect()
     };
     let want = doc["handshakes"].as_array().expect("handshakes");
     for keylog in [true, false] {

@@ -32,7 +32,8 @@ fn packets() -> Vec<(u64, u32, Vec<u8>)> {
     v
 }
 
-fn run(pkts: &[(u64, u32, Vec<u8>)], cfg: &AnalyzerConfig) -> usize {
+/// The capture through the engine and an analyzer with `cfg`: its outputs.
+fn analyze(pkts: &[(u64, u32, Vec<u8>)], cfg: &AnalyzerConfig) -> Vec<analyzer::Output> {
     let mut e = Engine::new(EngineConfig::default(), Analyzer::new(cfg.clone()));
     for (ts, lt, d) in pkts {
         e.process(&capture::RawPacket {
@@ -42,8 +43,11 @@ fn run(pkts: &[(u64, u32, Vec<u8>)], cfg: &AnalyzerConfig) -> usize {
             orig_len: d.len() as u32,
         });
     }
-    let (app, _) = e.finish();
-    app.out.len()
+    e.finish().0.out
+}
+
+fn run(pkts: &[(u64, u32, Vec<u8>)], cfg: &AnalyzerConfig) -> usize {
+    analyze(pkts, cfg).len()
 }
 
 fn bench(c: &mut Criterion) {
@@ -58,29 +62,16 @@ fn bench(c: &mut Criterion) {
     };
     let without = AnalyzerConfig::default();
     // The server chain (leaf + intermediate) of these handshakes, as DER.
-    let chain: Vec<Vec<u8>> = {
-        let mut a = Analyzer::new(with.clone());
-        let mut e = Engine::new(EngineConfig::default(), std::mem::take(&mut a));
-        for (ts, lt, d) in &pkts {
-            e.process(&capture::RawPacket {
-                ts_ns: *ts,
-                linktype: *lt,
-                data: d,
-                orig_len: d.len() as u32,
-            });
-        }
-        let (app, _) = e.finish();
-        app.out
-            .iter()
-            .find_map(|o| match o {
-                analyzer::Output::Handshake(h) => h.server_chain.clone(),
-                _ => None,
-            })
-            .expect("a decrypted chain")
-            .iter()
-            .map(|c| c.info.der.clone())
-            .collect()
-    };
+    let chain: Vec<Vec<u8>> = analyze(&pkts, &with)
+        .iter()
+        .find_map(|o| match o {
+            analyzer::Output::Handshake(h) => h.server_chain.clone(),
+            _ => None,
+        })
+        .expect("a decrypted chain")
+        .iter()
+        .map(|c| c.info.der.clone())
+        .collect();
     assert_eq!(chain.len(), 2);
     let mut g = c.benchmark_group("keylog");
     g.bench_function("capture_7_handshakes_with_keylog", |b| {

@@ -296,20 +296,7 @@ impl Session {
                     // No hello seen: a Certificate most likely comes from the server.
                     self.client_dir = Some(d.other());
                 }
-                let list = hs::parse_certificate(body);
-                if list.malformed {
-                    self.malformed += 1;
-                }
-                let chain: Vec<CertRef> = list
-                    .certs
-                    .iter()
-                    .map(|der| cert_ref(der, ts, certs, out))
-                    .collect();
-                if self.side_of(d) == Side::Server {
-                    self.on_server_certificate(chain);
-                } else if self.client_chain.is_none() {
-                    self.client_chain = Some(chain);
-                }
+                self.on_certificate_list(d, &hs::parse_certificate(body), ts, certs, out);
             }
             msg::SERVER_KEY_EXCHANGE => {
                 if let Some(g) = hs::server_key_exchange_group(body) {
@@ -351,20 +338,7 @@ impl Session {
         self.decrypted = true;
         match typ {
             msg::CERTIFICATE => {
-                let list = hs::parse_certificate13(body);
-                if list.malformed {
-                    self.malformed += 1;
-                }
-                let chain: Vec<CertRef> = list
-                    .certs
-                    .iter()
-                    .map(|der| cert_ref(der, ts, certs, out))
-                    .collect();
-                if self.side_of(d) == Side::Server {
-                    self.on_server_certificate(chain);
-                } else if self.client_chain.is_none() {
-                    self.client_chain = Some(chain);
-                }
+                self.on_certificate_list(d, &hs::parse_certificate13(body), ts, certs, out);
             }
             msg::CERTIFICATE_REQUEST => match hs::parse_certificate_request13(body) {
                 Some(cas) => {
@@ -382,6 +356,31 @@ impl Session {
                 self.check_established();
             }
             _ => {}
+        }
+    }
+
+    /// The certificates of a Certificate message (either form) from direction `d`: the server
+    /// chain, or the client's (the first one kept).
+    fn on_certificate_list(
+        &mut self,
+        d: Dir,
+        list: &hs::CertList<'_>,
+        ts: TimestampNs,
+        certs: &mut CertCache,
+        out: &mut Vec<Output>,
+    ) {
+        if list.malformed {
+            self.malformed += 1;
+        }
+        let chain: Vec<CertRef> = list
+            .certs
+            .iter()
+            .map(|der| cert_ref(der, ts, certs, out))
+            .collect();
+        if self.side_of(d) == Side::Server {
+            self.on_server_certificate(chain);
+        } else if self.client_chain.is_none() {
+            self.client_chain = Some(chain);
         }
     }
 

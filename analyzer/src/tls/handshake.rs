@@ -228,8 +228,28 @@ pub const MAX_CERTS_PER_MESSAGE: usize = 64;
 /// On a length mismatch, keeps the entries that lie entirely inside both the message and the
 /// declared list and start with a DER SEQUENCE; this matches what can be vouched for.
 pub fn parse_certificate(body: &[u8]) -> CertList<'_> {
-    let mut out = CertList::default();
+    cert_list(Rd::new(body), false)
+}
+
+/// Parses a TLS 1.3 Certificate body (RFC 8446 §4.4.2): `certificate_request_context<0..255>`,
+/// then `certificate_list<0..2^24-1>` of `CertificateEntry { cert_data<1..2^24-1>,
+/// extensions<0..2^16-1> }`. The per-certificate extensions (OCSP status, SCTs) are skipped.
+/// Same rules as [`parse_certificate`] on a length mismatch.
+pub fn parse_certificate13(body: &[u8]) -> CertList<'_> {
     let mut r = Rd::new(body);
+    if r.vec8().is_none() {
+        return CertList {
+            certs: Vec::new(),
+            malformed: true,
+        };
+    }
+    cert_list(r, true)
+}
+
+/// The certificate list at `r` (24-bit length, then entries; with `extensions`, each entry is
+/// followed by its 16-bit-length extensions, as in TLS 1.3).
+fn cert_list(mut r: Rd<'_>, extensions: bool) -> CertList<'_> {
+    let mut out = CertList::default();
     let Some(list_len) = r.u24() else {
         out.malformed = true;
         return out;
@@ -248,44 +268,10 @@ pub fn parse_certificate(body: &[u8]) -> CertList<'_> {
             out.malformed = true;
             break;
         }
-        match l.vec24() {
-            Some(c) if c.first() == Some(&0x30) => out.certs.push(c),
-            _ => {
-                out.malformed = true;
-                break;
-            }
-        }
-    }
-    out
-}
-
-/// Parses a TLS 1.3 Certificate body (RFC 8446 §4.4.2): `certificate_request_context<0..255>`,
-/// then `certificate_list<0..2^24-1>` of `CertificateEntry { cert_data<1..2^24-1>,
-/// extensions<0..2^16-1> }`. The per-certificate extensions (OCSP status, SCTs) are skipped.
-/// Same rules as [`parse_certificate`] on a length mismatch.
-pub fn parse_certificate13(body: &[u8]) -> CertList<'_> {
-    let mut out = CertList::default();
-    let mut r = Rd::new(body);
-    let (Some(_context), Some(list_len)) = (r.vec8(), r.u24()) else {
-        out.malformed = true;
-        return out;
-    };
-    let avail = r.len();
-    if list_len != avail {
-        out.malformed = true;
-    }
-    let Some(list) = r.take(list_len.min(avail)) else {
-        out.malformed = true;
-        return out;
-    };
-    let mut l = Rd::new(list);
-    while !l.is_empty() {
-        if out.certs.len() >= MAX_CERTS_PER_MESSAGE {
-            out.malformed = true;
-            break;
-        }
-        match (l.vec24(), l.vec16()) {
-            (Some(c), Some(_extensions)) if c.first() == Some(&0x30) => out.certs.push(c),
+        let cert = l.vec24();
+        let ext_ok = !extensions || l.vec16().is_some();
+        match cert {
+            Some(c) if ext_ok && c.first() == Some(&0x30) => out.certs.push(c),
             _ => {
                 out.malformed = true;
                 break;
