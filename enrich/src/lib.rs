@@ -301,6 +301,24 @@ impl Enricher {
     }
 
     /// Should a finding with this identifier be emitted at `ts` (capture seconds)?
+    /// [`Self::admit`] for a removal finding: identified by its code, rule, certificate and CA
+    /// within `scope` (server and, for client-side codes, the client; or another label).
+    /// Suppressed repeats are counted.
+    fn admit_removal(&mut self, f: &RemovalFinding, scope: impl Hash, ts: i64) -> bool {
+        let ident = (
+            f.code,
+            f.rule_id.as_str(),
+            f.cert_sha256,
+            f.ca_sha256,
+            scope,
+        );
+        let admitted = self.admit(&ident, ts);
+        if !admitted {
+            self.stats.findings_suppressed += 1;
+        }
+        admitted
+    }
+
     fn admit(&mut self, ident: &impl Hash, ts: i64) -> bool {
         if self.cfg.suppress_secs <= 0 {
             return true;
@@ -501,16 +519,7 @@ impl Enricher {
             for f in removal {
                 let client_side =
                     f.code == rules::CODE_STALE_TRUST || f.code == rules::CODE_FAILURE;
-                let ident = (
-                    f.code,
-                    f.rule_id.clone(),
-                    h.server,
-                    f.cert_sha256,
-                    f.ca_sha256,
-                    client_side.then_some(h.client.0),
-                );
-                if !self.admit(&ident, ts) {
-                    self.stats.findings_suppressed += 1;
+                if !self.admit_removal(&f, (h.server, client_side.then_some(h.client.0)), ts) {
                     continue;
                 }
                 out.findings.push(removal_finding(f));
@@ -530,16 +539,7 @@ impl Enricher {
             let key = (server_ip, h.server.1, h.server_name.clone());
             if let Some(b) = self.last_chains.get(&key).cloned() {
                 for f in self.removal_findings(&b, instant, rules::Outcome::Unknown) {
-                    let ident = (
-                        f.code,
-                        f.rule_id.clone(),
-                        h.server,
-                        f.cert_sha256,
-                        f.ca_sha256,
-                        "inferred",
-                    );
-                    if !self.admit(&ident, ts) {
-                        self.stats.findings_suppressed += 1;
+                    if !self.admit_removal(&f, (h.server, "inferred"), ts) {
                         continue;
                     }
                     self.stats.findings_inferred += 1;
@@ -571,16 +571,7 @@ impl Enricher {
             out.extra.client = Some(b.result.clone());
             let removal = self.removal_findings(&b, instant, rules::Outcome::Unknown);
             for f in removal {
-                let ident = (
-                    f.code,
-                    f.rule_id.clone(),
-                    h.client.0,
-                    f.cert_sha256,
-                    f.ca_sha256,
-                    "client-cert",
-                );
-                if !self.admit(&ident, ts) {
-                    self.stats.findings_suppressed += 1;
+                if !self.admit_removal(&f, (h.client.0, "client-cert"), ts) {
                     continue;
                 }
                 let message = format!("client certificate: {}", f.message);
