@@ -472,6 +472,7 @@ fn capture_inner(a: CaptureArgs) -> Result<(), Fail> {
         sink: p.sink,
         inventory: p.inventory,
         quiet: a.common.quiet,
+        keylog_files: a.common.keylogs.clone(),
     })
     .map_err(runtime)
 }

@@ -41,6 +41,35 @@ pub struct CaptureSetup {
     pub sink: EventSink,
     pub inventory: InventoryWriter,
     pub quiet: bool,
+    /// `--keylog` files, followed as they grow while the capture runs.
+    pub keylog_files: Vec<std::path::PathBuf>,
+}
+
+/// How often the followed key log files are read for appended lines.
+const KEYLOG_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Follows the key log files on a thread of its own until `stop`.
+fn follow_keylogs(
+    setup_files: &[std::path::PathBuf],
+    keylog: Option<Arc<analyzer::tls::keylog::KeyLog>>,
+    stop: Arc<AtomicBool>,
+) -> Option<std::thread::JoinHandle<()>> {
+    let keylog = keylog?;
+    if setup_files.is_empty() {
+        return None;
+    }
+    // Handshakes whose secrets are not there yet keep their flight for a while.
+    keylog.set_follows(true);
+    let mut follower = analyzer::tls::keylog::KeyLogFollower::new(setup_files);
+    std::thread::Builder::new()
+        .name("keylog follower".into())
+        .spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                follower.poll(&keylog);
+                std::thread::sleep(KEYLOG_POLL);
+            }
+        })
+        .ok()
 }
 
 fn wall_ns() -> u64 {
@@ -112,7 +141,10 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
         mut sink,
         mut inventory,
         quiet,
+        keylog_files,
     } = setup;
+    let follow_stop = Arc::new(AtomicBool::new(false));
+    let follower = follow_keylogs(&keylog_files, analyzer.keylog.clone(), follow_stop.clone());
     let (tx, rx) = crossbeam_channel::bounded::<Msg>(CHANNEL);
     let stage = std::thread::Builder::new()
         .name("trustmap-stages".into())
@@ -199,6 +231,10 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
         stop,
     );
     drop(tx);
+    follow_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(f) = follower {
+        let _ = f.join();
+    }
     let stage_res = stage
         .join()
         .map_err(|_| "stage thread panicked".to_string())?;

@@ -156,3 +156,106 @@ fn live_capture_equals_offline() {
         assert_eq!(st["anomalies"][kind], 0, "{kind}: {st}");
     }
 }
+
+/// `capture --keylog FILE` follows the file as it grows: the TLS 1.3 handshakes are replayed
+/// while the key log is still empty, their secrets are appended a second later (as a proxy writes
+/// them), and every chain with secrets comes out decrypted, as offline with the whole key log.
+#[test]
+#[ignore]
+fn live_capture_follows_a_growing_key_log() {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    assert!(
+        is_root && sh(&["tcpreplay", "--version"]),
+        "this test needs root and tcpreplay"
+    );
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = testkit::TempDir::new("capture-keylog");
+    let bin = env!("CARGO_BIN_EXE_trustmap");
+    let keys = dir.join("keys.log");
+    std::fs::write(&keys, "# a proxy's key log, empty at start\n").expect("key log");
+
+    let ns = format!("tmkl{}", std::process::id());
+    assert!(
+        sh(&["ip", "netns", "add", &ns]),
+        "cannot create a network namespace here"
+    );
+    let inns = |args: &[&str]| {
+        let mut v = vec!["ip", "netns", "exec", ns.as_str()];
+        v.extend_from_slice(args);
+        sh(&v)
+    };
+    assert!(inns(&[
+        "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb"
+    ]));
+    assert!(inns(&["ip", "link", "set", "va", "up"]));
+    assert!(inns(&["ip", "link", "set", "vb", "up"]));
+    inns(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+
+    let live = dir.join("live.ndjson");
+    let child = Command::new("ip")
+        .current_dir(&root)
+        .args([
+            "netns", "exec", &ns, bin, "capture", "-q", "-i", "vb", "--db", ":memory:",
+        ])
+        .arg("--keylog")
+        .arg(&keys)
+        .arg("-o")
+        .arg(&live)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("capture");
+    std::thread::sleep(Duration::from_millis(1500));
+    let replayed = inns(&[
+        "tcpreplay",
+        "-q",
+        "--topspeed",
+        "-i",
+        "va",
+        "pcaps/cases/tls13-keylog.pcap",
+    ]);
+    std::thread::sleep(Duration::from_millis(1000));
+    let text = std::fs::read_to_string(root.join("pcaps/cases/tls13-keylog.keys")).expect("keys");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&keys)
+        .expect("append");
+    std::io::Write::write_all(&mut f, text.as_bytes()).expect("append");
+    drop(f);
+    std::thread::sleep(Duration::from_millis(1000));
+    sh(&["kill", "-INT", &child.id().to_string()]);
+    let out = child.wait_with_output().expect("wait");
+    sh(&["ip", "netns", "del", &ns]);
+    assert!(replayed, "tcpreplay failed");
+    assert!(
+        out.status.success(),
+        "capture failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let text = std::fs::read_to_string(&live).expect("events");
+    let mut keyed = 0;
+    let mut tls = 0;
+    for l in text.lines() {
+        let v: Value = serde_json::from_str(l).expect("json");
+        if v["event"]["dataset"] != "trustmap.tls" {
+            continue;
+        }
+        tls += 1;
+        if v["trustmap"]["chain_source"] == "keylog" {
+            assert_eq!(
+                v["tls"]["server"]["chain"].as_array().map(Vec::len),
+                Some(2),
+                "{v}"
+            );
+            keyed += 1;
+        }
+    }
+    assert_eq!(
+        (tls, keyed),
+        (7, 6),
+        "7 handshakes, 6 with secrets decrypted late"
+    );
+}

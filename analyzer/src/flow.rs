@@ -131,6 +131,12 @@ fn v2_record_len(buf: &[u8]) -> Option<usize> {
     Some((((a & 0x7f) as usize) << 8) + b as usize + 2)
 }
 
+/// Capture time a handshake's secrets are awaited when the key log still grows (a proxy writes
+/// its key log line a little after the handshake).
+pub const LATE_SECRETS_NS: u64 = 5_000_000_000;
+/// Encrypted bytes kept per direction while its secrets are awaited.
+pub const MAX_LATE_BYTES: usize = 128 * 1024;
+
 /// Bytes held while classifying the start of a direction.
 const START_KEEP: usize = 16;
 
@@ -157,6 +163,10 @@ struct DirIn {
     mode: Mode,
     /// Handshake keys of this direction, from a key log.
     decrypt: Option<Box<Decrypting>>,
+    /// Encrypted records kept while the handshake's secrets are awaited (at most
+    /// [`MAX_LATE_BYTES`]).
+    late: Vec<Vec<u8>>,
+    late_bytes: usize,
     /// Plaintext bytes scanned so far.
     scanned: usize,
     /// Last bytes of the plaintext (a hello header may straddle two segments).
@@ -202,6 +212,9 @@ struct Inner {
     /// picked up an established TLS connection (nothing to learn, and ciphertext is not scanned).
     midstream: bool,
     counted: bool,
+    /// A TLS 1.3 handshake whose secrets were not in the key log yet, while the key log still
+    /// grows: (capture time until which they are awaited, the server's direction).
+    awaiting_keys: Option<(TimestampNs, Dir)>,
 }
 
 /// Per-flow state (lives inside the capture flow table): empty until the flow carries bytes.
@@ -240,6 +253,13 @@ impl Analyzer {
 
     /// Emits the session if its outcome is known; returns true when the flow is done.
     fn check_done(&mut self, ctx: &FlowCtx, inner: &mut Inner, ts: TimestampNs) -> bool {
+        if inner.awaiting_keys.is_some() {
+            // Its secrets may still come: the handshake stays open until they do or the wait ends.
+            self.retry_keys(inner, ts);
+            if inner.awaiting_keys.is_some() {
+                return false;
+            }
+        }
         let stuck = inner.dtls.is_none() && inner.dirs.iter().all(DirIn::finished);
         if inner.session.as_ref().is_some_and(|s| s.is_done() || stuck) {
             if let Some(s) = inner.session.take().filter(Session::worth_reporting) {
@@ -260,6 +280,7 @@ impl Analyzer {
         events: Vec<Event<'_>>,
         protocol: Protocol,
     ) {
+        self.retry_keys(inner, ts);
         for ev in events {
             if let Some(s) = inner.session.as_mut() {
                 s.on_activity(dir);
@@ -309,6 +330,15 @@ impl Analyzer {
                         (Some(rec), Some(dec)) => dec.keys.open(rec),
                         _ => None,
                     };
+                    let waiting =
+                        inner.awaiting_keys.is_some() && inner.dirs[dir.index()].decrypt.is_none();
+                    if let (true, Some(rec)) = (waiting, &record) {
+                        let d = &mut inner.dirs[dir.index()];
+                        if d.late_bytes + rec.len() <= MAX_LATE_BYTES {
+                            d.late_bytes += rec.len();
+                            d.late.push(rec.to_vec());
+                        }
+                    }
                     match opened {
                         Some(o) => self.decrypted(inner, dir, ts, o),
                         None => {
@@ -365,8 +395,58 @@ impl Analyzer {
         }
         if found {
             self.stats.keylog_found += 1;
-        } else {
+            inner.awaiting_keys = None;
+        } else if keylog.follows() && inner.awaiting_keys.is_none() {
+            // Keep the flight for a while: the secrets may be written a little later.
+            let ts = inner.session.as_ref().map_or(0, |s| s.start_ts);
+            inner.awaiting_keys = Some((ts.saturating_add(LATE_SECRETS_NS), server_dir));
+            for d in &mut inner.dirs {
+                if let Mode::Tls(df) = &mut d.mode {
+                    df.keep_records = true;
+                }
+            }
+        } else if inner.awaiting_keys.is_none() {
             self.stats.keylog_missing += 1;
+        }
+    }
+
+    /// A handshake awaiting its secrets: once the key log has them, install the keys and open
+    /// the records kept meanwhile (the server's flight first); past the wait, give up.
+    fn retry_keys(&mut self, inner: &mut Inner, ts: TimestampNs) {
+        let Some((deadline, server_dir)) = inner.awaiting_keys else {
+            return;
+        };
+        let random_known = inner
+            .session
+            .as_ref()
+            .and_then(Session::client_random)
+            .zip(self.cfg.keylog.as_ref())
+            .is_some_and(|(r, k)| k.get(r).is_some());
+        if !random_known {
+            if ts > deadline {
+                inner.awaiting_keys = None;
+                self.stats.keylog_missing += 1;
+                for d in &mut inner.dirs {
+                    d.late = Vec::new();
+                    d.late_bytes = 0;
+                    d.stop_keeping_records();
+                }
+            }
+            return;
+        }
+        self.install_keys(inner, server_dir);
+        for dir in [server_dir, server_dir.other()] {
+            let late = std::mem::take(&mut inner.dirs[dir.index()].late);
+            inner.dirs[dir.index()].late_bytes = 0;
+            for rec in late {
+                let opened = inner.dirs[dir.index()]
+                    .decrypt
+                    .as_mut()
+                    .and_then(|d| d.keys.open(&rec));
+                if let Some(o) = opened {
+                    self.decrypted(inner, dir, ts, o);
+                }
+            }
         }
     }
 
@@ -433,7 +513,11 @@ impl Analyzer {
         let mut d = Box::new(Deframer::new(self.cfg.max_handshake_message));
         // Records are kept for decryption only while a key log holds secrets (given with
         // --keylog, or read from the capture's Decryption Secrets Blocks before this flow).
-        d.keep_records = self.cfg.keylog.as_ref().is_some_and(|k| !k.is_empty());
+        d.keep_records = self
+            .cfg
+            .keylog
+            .as_ref()
+            .is_some_and(|k| !k.is_empty() || k.follows());
         let mut ev = Vec::new();
         d.feed(bytes, &mut ev);
         inner.dirs[dir.index()].mode = Mode::Tls(d);
@@ -877,9 +961,11 @@ impl App for Analyzer {
     }
 
     fn on_flow_end(&mut self, ctx: &FlowCtx, s: FlowState, ts: TimestampNs, _reason: EndReason) {
-        let Some(inner) = s.inner else {
+        let Some(mut inner) = s.inner else {
             return;
         };
+        // Secrets that came after the flow's last packet still open its kept flight.
+        self.retry_keys(&mut inner, ts);
         if let Some(sess) = inner.session {
             if sess.worth_reporting() {
                 self.emit(ctx, sess, ts);

@@ -60,6 +60,9 @@ struct Table {
 #[derive(Default)]
 pub struct KeyLog {
     table: RwLock<Table>,
+    /// More secrets may arrive while the traffic is analysed (a live capture following a key
+    /// log file): handshakes without secrets yet keep their encrypted flight for a while.
+    follows: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for KeyLog {
@@ -163,6 +166,16 @@ impl KeyLog {
         t.map.get(&key).cloned()
     }
 
+    /// Says that secrets may still arrive (see [`Self::follows`]).
+    pub fn set_follows(&self, on: bool) {
+        self.follows.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Secrets may still arrive while traffic is analysed.
+    pub fn follows(&self) -> bool {
+        self.follows.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Client randoms held.
     pub fn len(&self) -> usize {
         self.table
@@ -178,6 +191,75 @@ impl KeyLog {
 
     pub fn stats(&self) -> KeyLogStats {
         self.table.read().unwrap_or_else(|p| p.into_inner()).stats
+    }
+}
+
+/// Most bytes read from one key log file per poll.
+pub const MAX_FOLLOW_READ: usize = 1 << 20;
+
+/// Follows key log files as they grow (a proxy appends while a live capture runs): each
+/// [`Self::poll`] reads what was appended since the last one, complete lines only, into the
+/// key log. A file that shrank (rotated, truncated) is read again from its start.
+#[derive(Debug)]
+pub struct KeyLogFollower {
+    files: Vec<(std::path::PathBuf, u64, Vec<u8>)>,
+}
+
+impl KeyLogFollower {
+    /// Follows `paths` from their current ends (what is there was read at start-up).
+    pub fn new(paths: &[std::path::PathBuf]) -> Self {
+        KeyLogFollower {
+            files: paths
+                .iter()
+                .map(|p| {
+                    let len = std::fs::metadata(p).map_or(0, |m| m.len());
+                    (p.clone(), len, Vec::new())
+                })
+                .collect(),
+        }
+    }
+
+    /// Reads what was appended; returns the bytes of complete lines added to `keylog`.
+    pub fn poll(&mut self, keylog: &KeyLog) -> usize {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut added = 0;
+        for (path, offset, partial) in &mut self.files {
+            let Ok(len) = std::fs::metadata(&*path).map(|m| m.len()) else {
+                continue;
+            };
+            if len < *offset {
+                *offset = 0;
+                partial.clear();
+            }
+            if len == *offset {
+                continue;
+            }
+            let Ok(mut f) = std::fs::File::open(&*path) else {
+                continue;
+            };
+            if f.seek(SeekFrom::Start(*offset)).is_err() {
+                continue;
+            }
+            let want = usize::try_from(len - *offset)
+                .unwrap_or(usize::MAX)
+                .min(MAX_FOLLOW_READ);
+            let mut buf = Vec::with_capacity(want);
+            let Ok(n) = f.take(want as u64).read_to_end(&mut buf) else {
+                continue;
+            };
+            *offset += n as u64;
+            partial.extend_from_slice(&buf);
+            // Complete lines only; the rest waits for its newline (bounded like a line).
+            if let Some(end) = partial.iter().rposition(|b| *b == b'\n') {
+                let lines: Vec<u8> = partial.drain(..=end).collect();
+                keylog.add_text(&String::from_utf8_lossy(&lines));
+                added += lines.len();
+            }
+            if partial.len() > MAX_LINE_LEN {
+                partial.clear();
+            }
+        }
+        added
     }
 }
 
@@ -214,6 +296,42 @@ mod tests {
             !format!("{k:?}{s:?}").contains("0101"),
             "secrets never printed"
         );
+    }
+
+    #[test]
+    fn follower_reads_appended_complete_lines() {
+        use std::io::Write;
+        let dir =
+            std::env::temp_dir().join(format!("trustmap-keylog-follow-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys.log");
+        std::fs::write(&path, "# start\n").unwrap();
+        let k = KeyLog::new();
+        let mut f = KeyLogFollower::new(std::slice::from_ref(&path));
+        assert_eq!(f.poll(&k), 0);
+        let line = format!(
+            "SERVER_HANDSHAKE_TRAFFIC_SECRET {} {}",
+            "cd".repeat(32),
+            "09".repeat(32)
+        );
+        let mut w = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        // Half a line: nothing yet.
+        w.write_all(&line.as_bytes()[..40]).unwrap();
+        f.poll(&k);
+        assert!(k.get(&[0xcd; 32]).is_none());
+        w.write_all(&line.as_bytes()[40..]).unwrap();
+        w.write_all(b"\n").unwrap();
+        assert!(f.poll(&k) > 0);
+        assert!(k.get(&[0xcd; 32]).is_some());
+        // Truncated (rotated): read again from the start.
+        std::fs::write(&path, format!("{}\n", line.replace("cd", "ef"))).unwrap();
+        f.poll(&k);
+        assert!(k.get(&[0xef; 32]).is_some());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
