@@ -155,8 +155,17 @@ fn without_the_key_log_every_chain_stays_hidden() {
 /// log: no panic, exit 0, NDJSON out, and records that no longer open are counted, not fatal.
 #[test]
 fn flipped_ciphertext_never_panics() {
-    let pcap = std::fs::read(case("tls13-keylog.pcap")).expect("capture");
-    let dir = testkit::TempDir::new("keylog-flips");
+    for (capture, keys) in [
+        ("tls13-keylog.pcap", "tls13-keylog.keys"),
+        ("quic-keylog.pcap", "quic-keylog.keys"),
+    ] {
+        flip(capture, keys);
+    }
+}
+
+fn flip(capture: &str, keys: &str) {
+    let pcap = std::fs::read(case(capture)).expect("capture");
+    let dir = testkit::TempDir::new(&format!("keylog-flips-{capture}"));
     let mut rng = testkit::Rng::new(0x6b65_796c_6f67);
     for seed in 0..24 {
         let mut m = pcap.clone();
@@ -171,14 +180,14 @@ fn flipped_ciphertext_never_panics() {
         std::fs::write(&path, &m).expect("write mutant");
         let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
             .args(["analyze", "-q", "-o", "-", "--db", ":memory:", "--keylog"])
-            .arg(case("tls13-keylog.keys"))
+            .arg(case(keys))
             .arg(&path)
             .output()
             .expect("run trustmap");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             out.status.success() && !err.contains("panicked"),
-            "mutant {seed}: {err}"
+            "{capture} mutant {seed}: {err}"
         );
         for l in String::from_utf8_lossy(&out.stdout).lines() {
             serde_json::from_str::<Value>(l).expect("NDJSON");

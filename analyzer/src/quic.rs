@@ -549,6 +549,41 @@ mod tests {
         assert_eq!(varint(&mut Rd::new(&[0x80, 1])), None);
     }
 
+    /// Anyone can make Initial packets that open (their keys are public), so what they carry is
+    /// hostile: random frames, random packets and random CRYPTO offsets never panic and stay
+    /// within bounds.
+    #[test]
+    fn hostile_frames_and_packets_never_panic() {
+        let mut rng = testkit::Rng::new(0x7175_6963);
+        let mut c = QuicConn::default();
+        for i in 0..20_000 {
+            let n = rng.index(1400);
+            let bytes = rng.bytes(n);
+            let mut out = Frames::default();
+            let space = if i % 2 == 0 {
+                Space::Initial
+            } else {
+                Space::Handshake
+            };
+            c.frames(i % 3 == 0, space, &bytes, &mut out);
+            let mut d = rng.bytes(n);
+            if let Some(b) = d.first_mut() {
+                *b |= 0xc0; // a long header
+            }
+            if let Some(v) = d.get_mut(1..5) {
+                v.copy_from_slice(&VERSION_1.to_be_bytes());
+            }
+            let mut rest = &d[..];
+            while let Some((len, _)) = c.packet(i % 2 == 0, rest) {
+                rest = rest.get(len..).unwrap_or_default();
+            }
+        }
+        for s in c.crypto.iter().flatten() {
+            assert!(s.pending_bytes <= MAX_CRYPTO_BUFFER);
+            assert!(s.pending.len() <= MAX_CRYPTO_FRAGMENTS);
+        }
+    }
+
     #[test]
     fn crypto_frames_join_in_any_order_within_bounds() {
         let mut s = CryptoStream::default();
