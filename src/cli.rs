@@ -106,6 +106,10 @@ struct InventoryArgs {
     /// table, json or csv.
     #[arg(long, default_value = "table")]
     format: String,
+    /// The post-quantum migration map instead: per endpoint its key exchange and certificate
+    /// algorithms, per client what it offers, and whether each is ready (table or json).
+    #[arg(long)]
+    algorithms: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -522,6 +526,20 @@ fn inventory_inner(a: InventoryArgs) -> Result<(), Fail> {
         return Ok(());
     }
     let inv = open_existing(&a.db)?;
+    if a.algorithms {
+        let m = inv.algorithms().map_err(|e| runtime(e.to_string()))?;
+        let text = match a.format.as_str() {
+            "json" => inventory::algorithms::render_algorithms_json(&m),
+            "table" => inventory::algorithms::render_algorithms_table(&m),
+            f => {
+                return Err(usage(format!(
+                    "unknown --format {f:?} for --algorithms (table or json)"
+                )))
+            }
+        };
+        println!("{text}");
+        return Ok(());
+    }
     let entries = inv
         .query(a.ca.as_deref())
         .map_err(|e| runtime(e.to_string()))?;

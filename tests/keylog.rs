@@ -434,3 +434,65 @@ fn inventory_endpoints_carry_their_evidence() {
     assert_eq!(evidence["127.0.1.31:443"], serde_json::json!(["keylog"]));
     assert_eq!(evidence["127.0.1.5:443"], serde_json::json!(["observed"]));
 }
+
+/// `inventory --algorithms`: Chrome's hybrid key exchange makes its endpoint `kx_only` and the
+/// client that offered it too; the ML-DSA endpoint's certificate is post-quantum; a classic ECDHE
+/// endpoint is `not_ready`.
+#[test]
+fn algorithm_map_from_real_captures() {
+    let dir = testkit::TempDir::new("keylog-algorithms");
+    let db = dir.join("inv.db");
+    let zeek = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/zeek");
+    let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
+        .args(["analyze", "-q", "-o", "/dev/null", "--db"])
+        .arg(&db)
+        .arg(zeek.join("chrome-1250-tls-x25519-kyber.pcap"))
+        .arg(zeek.join("ml-dsa-44-cert.pcap"))
+        .arg(zeek.join("ecdhe.pcap"))
+        .output()
+        .expect("run trustmap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
+        .args(["inventory", "--algorithms", "--format", "json", "--db"])
+        .arg(&db)
+        .output()
+        .expect("inventory");
+    let m: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let status: BTreeMap<String, (Value, Value, Value)> = m["endpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["ip"].as_str().unwrap_or("").to_string(),
+                (
+                    e["group"].clone(),
+                    e["leaf_key"].clone(),
+                    e["status"].clone(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        status["142.250.200.14"],
+        (
+            "X25519Kyber768Draft00".into(),
+            Value::Null,
+            "kx_only".into()
+        )
+    );
+    assert_eq!(status["10.0.0.2"].1, "ML-DSA-44");
+    assert_eq!(status["10.0.0.2"].2, "cert_only");
+    assert_eq!(status["74.125.239.97"].2, "not_ready");
+    let clients: Vec<&Value> = m["clients"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["pq_key_exchange_offered"] == 1)
+        .collect();
+    assert_eq!(clients.len(), 1, "only Chrome offered a hybrid: {m}");
+}

@@ -283,6 +283,11 @@ fn key_alg_name(oid: &str) -> String {
         "1.3.101.113" => "Ed448",
         "1.3.101.110" => "X25519",
         "1.2.840.10040.4.1" => "DSA",
+        // FIPS 204 (ML-DSA) and FIPS 205 (SLH-DSA, SHA2-128s as the common one).
+        "2.16.840.1.101.3.4.3.17" => "ML-DSA-44",
+        "2.16.840.1.101.3.4.3.18" => "ML-DSA-65",
+        "2.16.840.1.101.3.4.3.19" => "ML-DSA-87",
+        "2.16.840.1.101.3.4.3.20" => "SLH-DSA-SHA2-128s",
         o => return o.to_string(),
     }
     .to_string()

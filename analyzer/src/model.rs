@@ -86,6 +86,10 @@ pub struct Handshake {
     pub alpn: Vec<String>,
     /// Versions offered in the ClientHello supported_versions extension.
     pub supported_versions: Vec<u16>,
+    /// Key-exchange groups the client offered (supported_groups), for the algorithm map.
+    pub offered_groups: Vec<u16>,
+    /// Signature schemes the client offered (signature_algorithms).
+    pub offered_sig_schemes: Vec<u16>,
     pub ja3: Option<String>,
     pub ja3_string: Option<String>,
     pub ja4: Option<String>,
@@ -138,6 +142,8 @@ impl Handshake {
             server_name,
             alpn: Vec::new(),
             supported_versions: Vec::new(),
+            offered_groups: Vec::new(),
+            offered_sig_schemes: Vec::new(),
             ja3: None,
             ja3_string: None,
             ja4: None,

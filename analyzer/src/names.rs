@@ -104,6 +104,17 @@ pub fn group_is_post_quantum(id: u16) -> bool {
     matches!(id, 512..=514 | 0x11eb..=0x11ed | 0x6399 | 0x639a)
 }
 
+/// A signature scheme (TLS SignatureScheme) that resists a quantum computer: ML-DSA-44/65/87.
+pub fn sig_scheme_is_post_quantum(id: u16) -> bool {
+    matches!(id, 0x0904..=0x0906)
+}
+
+/// A certificate key or signature algorithm name (as [`crate::CertInfo`] spells it) that
+/// resists a quantum computer.
+pub fn cert_alg_is_post_quantum(name: &str) -> bool {
+    name.starts_with("ML-DSA") || name.starts_with("SLH-DSA")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

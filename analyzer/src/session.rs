@@ -679,6 +679,8 @@ impl Session {
             server_name: ch.sni,
             alpn: ch.alpn,
             supported_versions: ch.supported_versions,
+            offered_groups: ch.groups,
+            offered_sig_schemes: ch.sig_algs,
             ja3,
             ja3_string,
             ja4,

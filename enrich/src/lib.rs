@@ -22,7 +22,7 @@ use rules::time::secs_of;
 
 pub mod model;
 
-pub use model::{CaRef, Enrichment, Finding, Observation, Role};
+pub use model::{Algorithms, CaRef, Enrichment, Finding, Observation, Role};
 
 /// Distinct presented chains whose building result is kept.
 pub const MAX_CHAIN_CACHE: usize = 100_000;
@@ -613,6 +613,20 @@ impl Enricher {
             cas,
             leaf_sha256: built_chain.as_ref().and_then(|b| b.first),
             client_auth_ca_names,
+            algorithms: model::Algorithms {
+                group: h.group,
+                leaf_key: leaf.map(|l| l.public_key_algorithm.clone()),
+                leaf_sig: leaf.map(|l| l.signature_algorithm.clone()),
+                client_seen: h.ja4.is_some(),
+                client_pq_group: h
+                    .offered_groups
+                    .iter()
+                    .any(|g| analyzer::names::group_is_post_quantum(*g)),
+                client_pq_sig: h
+                    .offered_sig_schemes
+                    .iter()
+                    .any(|g| analyzer::names::sig_scheme_is_post_quantum(*g)),
+            },
         });
         out
     }

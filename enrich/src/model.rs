@@ -117,4 +117,21 @@ pub struct Observation {
     pub leaf_sha256: Option<[u8; 32]>,
     /// Subject DNs from a CertificateRequest (for `client_auth_trusted_by`).
     pub client_auth_ca_names: Vec<String>,
+    /// What the post-quantum migration map needs (`inventory --algorithms`).
+    pub algorithms: Algorithms,
+}
+
+/// The algorithms one handshake showed, for the post-quantum migration map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Algorithms {
+    /// The negotiated key-exchange group.
+    pub group: Option<u16>,
+    /// The server leaf's key and signature algorithms (as `CertInfo` names them).
+    pub leaf_key: Option<String>,
+    pub leaf_sig: Option<String>,
+    /// A ClientHello was seen (the client's offers are known).
+    pub client_seen: bool,
+    /// The client offered a post-quantum key-exchange group / signature scheme.
+    pub client_pq_group: bool,
+    pub client_pq_sig: bool,
 }

@@ -16,9 +16,18 @@ pub(super) fn endpoints(
     rows: &FastMap<EpKey, EpAgg>,
 ) -> Result<()> {
     let mut st_ep = tx.prepare_cached(
-        "INSERT INTO endpoint VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)
+        "INSERT INTO endpoint(source, ip, port, first_seen, last_seen, handshakes, last_visible,
+           last_chain_seen, last_chain, evidence, algo_seen, kx_group, leaf_key, leaf_sig)
+         VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)
          ON CONFLICT(source, ip, port) DO UPDATE SET
            evidence=evidence | excluded.evidence,
+           kx_group=CASE WHEN excluded.algo_seen>=ifnull(algo_seen, excluded.algo_seen)
+                    THEN excluded.kx_group ELSE kx_group END,
+           leaf_key=CASE WHEN excluded.algo_seen>=ifnull(algo_seen, excluded.algo_seen)
+                    THEN excluded.leaf_key ELSE leaf_key END,
+           leaf_sig=CASE WHEN excluded.algo_seen>=ifnull(algo_seen, excluded.algo_seen)
+                    THEN excluded.leaf_sig ELSE leaf_sig END,
+           algo_seen=max(ifnull(algo_seen, excluded.algo_seen), ifnull(excluded.algo_seen, algo_seen)),
            first_seen=min(first_seen, excluded.first_seen),
            last_visible=CASE WHEN excluded.last_seen>=last_seen THEN excluded.last_visible
                         ELSE last_visible END,
@@ -75,7 +84,11 @@ pub(super) fn endpoints(
             e.last_visible,
             cs,
             cj,
-            e.evidence
+            e.evidence,
+            e.algo.as_ref().map(|a| a.0),
+            e.algo.as_ref().and_then(|a| a.1),
+            e.algo.as_ref().and_then(|a| a.2.as_deref()),
+            e.algo.as_ref().and_then(|a| a.3.as_deref())
         ])?;
         let (ip, port) = (ip.text.as_str(), *port);
         if e.names.is_empty() && e.segments.is_empty() && e.auth_names.is_empty() {
@@ -246,6 +259,38 @@ pub(super) fn ca_days(
             c.rejected as i64,
             c.unknown as i64,
             c.resumed as i64
+        ])?;
+    }
+    Ok(())
+}
+
+/// `client_algo` rows (per client: handshakes and how many offered post-quantum groups and
+/// signature schemes).
+pub(super) fn client_algos(
+    tx: &Transaction<'_>,
+    src: &str,
+    agg: &FastMap<IpAddr, ClientAlgoAgg>,
+) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO client_algo VALUES(?1,?2,?3,?4,?5,?6,?7)
+         ON CONFLICT(source, ip) DO UPDATE SET
+           first_seen=min(first_seen, excluded.first_seen),
+           last_seen=max(last_seen, excluded.last_seen),
+           handshakes=handshakes+excluded.handshakes,
+           pq_group=pq_group+excluded.pq_group, pq_sig=pq_sig+excluded.pq_sig",
+    )?;
+    let mut rows: Vec<(IpText, &ClientAlgoAgg)> =
+        agg.iter().map(|(ip, c)| (IpText::new(ip), c)).collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (ip, c) in rows {
+        st.execute(params![
+            src,
+            ip,
+            c.first,
+            c.last,
+            c.handshakes as i64,
+            c.pq_group as i64,
+            c.pq_sig as i64
         ])?;
     }
     Ok(())

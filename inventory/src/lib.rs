@@ -21,6 +21,7 @@
 //!   visible chain stays in the `endpoint` table only (see [`Inventory::opaque_endpoints`]).
 #![forbid(unsafe_code)]
 
+pub mod algorithms;
 mod flush;
 mod query;
 mod removal;
@@ -289,6 +290,21 @@ struct EpAgg {
     auth_names: SmallSet,
     /// How the endpoint's chains were known ([`Evidence`] bits).
     evidence: u8,
+    /// The latest algorithms seen.
+    algo: Option<EpAlgo>,
+}
+
+/// An endpoint's latest algorithms: (capture time, group, leaf key, leaf signature).
+type EpAlgo = (i64, Option<u16>, Option<String>, Option<String>);
+
+/// One client's post-quantum offers, for the post-quantum map.
+#[derive(Debug, Default)]
+struct ClientAlgoAgg {
+    first: i64,
+    last: i64,
+    handshakes: u64,
+    pq_group: u64,
+    pq_sig: u64,
 }
 
 #[derive(Debug, Default)]
@@ -365,12 +381,18 @@ struct Pending {
     ca_ep: FastMap<CaEpKey, CaEpAgg>,
     cl: FastMap<ClKey, ClAgg>,
     day: FastMap<DayKey, Counts>,
+    client_algo: FastMap<IpAddr, ClientAlgoAgg>,
     deferred: Vec<Deferred>,
 }
 
 impl Pending {
     fn rows(&self) -> usize {
-        self.ep.len() + self.ca.len() + self.ca_ep.len() + self.cl.len() + self.day.len()
+        self.ep.len()
+            + self.ca.len()
+            + self.ca_ep.len()
+            + self.cl.len()
+            + self.day.len()
+            + self.client_algo.len()
     }
 }
 
@@ -396,6 +418,16 @@ pub struct Inventory {
     stats: RecordStats,
 }
 
+/// Endpoint columns added after the first schema, with their types (older databases get them on
+/// open; merges from older databases read them as empty).
+const ENDPOINT_ADDED_COLUMNS: [(&str, &str); 5] = [
+    ("evidence", "INTEGER NOT NULL DEFAULT 0"),
+    ("algo_seen", "INTEGER"),
+    ("kx_group", "INTEGER"),
+    ("leaf_key", "TEXT"),
+    ("leaf_sig", "TEXT"),
+];
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ca(sha256 TEXT PRIMARY KEY, subject TEXT NOT NULL, role TEXT NOT NULL,
@@ -403,8 +435,12 @@ CREATE TABLE IF NOT EXISTS ca(sha256 TEXT PRIMARY KEY, subject TEXT NOT NULL, ro
 CREATE TABLE IF NOT EXISTS endpoint(source TEXT NOT NULL, ip TEXT NOT NULL, port INTEGER NOT NULL,
   first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, handshakes INTEGER NOT NULL,
   last_visible INTEGER NOT NULL, last_chain_seen INTEGER, last_chain TEXT,
-  evidence INTEGER NOT NULL DEFAULT 0,
+  evidence INTEGER NOT NULL DEFAULT 0, algo_seen INTEGER, kx_group INTEGER, leaf_key TEXT,
+  leaf_sig TEXT,
   PRIMARY KEY(source, ip, port));
+CREATE TABLE IF NOT EXISTS client_algo(source TEXT NOT NULL, ip TEXT NOT NULL,
+  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, handshakes INTEGER NOT NULL,
+  pq_group INTEGER NOT NULL, pq_sig INTEGER NOT NULL, PRIMARY KEY(source, ip));
 CREATE TABLE IF NOT EXISTS endpoint_name(ip TEXT NOT NULL, port INTEGER NOT NULL, name TEXT NOT NULL,
   PRIMARY KEY(ip, port, name));
 CREATE TABLE IF NOT EXISTS endpoint_segment(ip TEXT NOT NULL, port INTEGER NOT NULL, segment TEXT NOT NULL,
@@ -531,16 +567,16 @@ impl Inventory {
             )));
         }
         conn.execute_batch(SCHEMA)?;
-        // Databases made before the evidence column: add it (no chains' evidence recorded yet).
-        let has_evidence: bool = conn.query_row(
-            "SELECT count(*) > 0 FROM pragma_table_info('endpoint') WHERE name = 'evidence'",
-            [],
-            |r| r.get(0),
-        )?;
-        if !has_evidence {
-            conn.execute_batch(
-                "ALTER TABLE endpoint ADD COLUMN evidence INTEGER NOT NULL DEFAULT 0",
+        // Databases made before the evidence and algorithm columns: add them (empty).
+        for (col, ty) in ENDPOINT_ADDED_COLUMNS {
+            let has: bool = conn.query_row(
+                "SELECT count(*) > 0 FROM pragma_table_info('endpoint') WHERE name = ?1",
+                [col],
+                |r| r.get(0),
             )?;
+            if !has {
+                conn.execute_batch(&format!("ALTER TABLE endpoint ADD COLUMN {col} {ty}"))?;
+            }
         }
         if v < SCHEMA_VERSION {
             conn.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
@@ -643,6 +679,35 @@ impl Inventory {
             if let Some(e) = o.evidence.filter(|_| direct) {
                 ep.evidence |= Evidence::bit(e);
             }
+            let a = &o.algorithms;
+            if (a.group.is_some() || a.leaf_key.is_some())
+                && ep.algo.as_ref().is_none_or(|(t, ..)| ts >= *t)
+            {
+                ep.algo = Some((
+                    ts,
+                    a.group,
+                    a.leaf_key.as_deref().map(|k| cap_str(k, &mut truncated)),
+                    a.leaf_sig.as_deref().map(|k| cap_str(k, &mut truncated)),
+                ));
+            }
+        }
+        // Only clients that offer something post-quantum get a row: today they are few, and
+        // every other client (the map counts them) is simply not ready.
+        if o.algorithms.client_pq_group || o.algorithms.client_pq_sig {
+            let c = self
+                .pending
+                .client_algo
+                .entry(o.client_ip)
+                .or_insert_with(|| ClientAlgoAgg {
+                    first: ts,
+                    last: ts,
+                    ..ClientAlgoAgg::default()
+                });
+            c.first = c.first.min(ts);
+            c.last = c.last.max(ts);
+            c.handshakes += 1;
+            c.pq_group += u64::from(o.algorithms.client_pq_group);
+            c.pq_sig += u64::from(o.algorithms.client_pq_sig);
         }
         if direct {
             let mut chain: Vec<CaId> = Vec::new();
@@ -862,6 +927,7 @@ impl Inventory {
         flush::ca_endpoints(&tx, src, ids, &ranks, &p.ca_ep)?;
         flush::ca_clients(&tx, src, ids, &ranks, &p.cl)?;
         flush::ca_days(&tx, src, ids, &ranks, &p.day)?;
+        flush::client_algos(&tx, src, &p.client_algo)?;
         tx.commit()?;
         self.stats.flushes += 1;
         if let Some(f) = &mut self.fresh_eps {
@@ -936,23 +1002,53 @@ impl Inventory {
     fn merge_attached(&mut self, sources: &mut BTreeSet<String>) -> Result<()> {
         let tx = self.conn.transaction()?;
         {
-            // Inventories written before the evidence column existed merge with none.
-            let has_evidence: bool = tx.query_row(
-                "SELECT count(*) > 0 FROM pragma_table_info('endpoint', 'src') WHERE name = 'evidence'",
-                [],
-                |r| r.get(0),
-            )?;
-            let evidence = if has_evidence { "evidence" } else { "0" };
+            // Columns added after the first schema: an older input's read as empty.
+            let mut added = Vec::new();
+            for (col, _) in ENDPOINT_ADDED_COLUMNS {
+                let has: bool = tx.query_row(
+                    "SELECT count(*) > 0 FROM pragma_table_info('endpoint', 'src') WHERE name = ?1",
+                    [col],
+                    |r| r.get(0),
+                )?;
+                added.push(if has {
+                    col
+                } else if col == "evidence" {
+                    "0"
+                } else {
+                    "NULL"
+                });
+            }
+            let added = added.join(", ");
             tx.execute_batch(&format!(
-                "INSERT INTO main.endpoint SELECT source, ip, port, first_seen, last_seen, handshakes,
-                   last_visible, last_chain_seen, last_chain, {evidence} FROM src.endpoint WHERE true
+                "INSERT INTO main.endpoint(source, ip, port, first_seen, last_seen, handshakes,
+                   last_visible, last_chain_seen, last_chain, evidence, algo_seen, kx_group,
+                   leaf_key, leaf_sig)
+                 SELECT source, ip, port, first_seen, last_seen, handshakes,
+                   last_visible, last_chain_seen, last_chain, {added} FROM src.endpoint WHERE true
                    ON CONFLICT(source, ip, port) DO UPDATE SET
                      first_seen=excluded.first_seen, last_seen=excluded.last_seen,
                      handshakes=excluded.handshakes, last_visible=excluded.last_visible,
                      last_chain_seen=excluded.last_chain_seen, last_chain=excluded.last_chain,
-                     evidence=evidence | excluded.evidence
+                     evidence=evidence | excluded.evidence, algo_seen=excluded.algo_seen,
+                     kx_group=excluded.kx_group, leaf_key=excluded.leaf_key,
+                     leaf_sig=excluded.leaf_sig
                    WHERE excluded.handshakes>=handshakes;"
             ))?;
+            let has_client_algo: bool = tx.query_row(
+                "SELECT count(*) > 0 FROM src.sqlite_master WHERE name = 'client_algo'",
+                [],
+                |r| r.get(0),
+            )?;
+            if has_client_algo {
+                tx.execute_batch(
+                    "INSERT INTO main.client_algo SELECT * FROM src.client_algo WHERE true
+                       ON CONFLICT(source, ip) DO UPDATE SET
+                         first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+                         handshakes=excluded.handshakes, pq_group=excluded.pq_group,
+                         pq_sig=excluded.pq_sig
+                       WHERE excluded.handshakes>=handshakes;",
+                )?;
+            }
             let mut st = tx.prepare("SELECT DISTINCT source FROM src.endpoint")?;
             let rows = st.query_map([], |r| r.get::<_, String>(0))?;
             for s in rows {
@@ -1013,6 +1109,11 @@ impl Inventory {
     }
 
     /// Endpoints never seen with a visible chain (TLS 1.3 only): no CA to file them under.
+    /// The post-quantum migration map (`inventory --algorithms`).
+    pub fn algorithms(&self) -> Result<algorithms::AlgorithmMap> {
+        algorithms::load(&self.conn)
+    }
+
     pub fn opaque_endpoints(&self) -> Result<Vec<EndpointEntry>> {
         query::opaque_endpoints(&self.conn)
     }

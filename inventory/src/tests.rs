@@ -46,6 +46,7 @@ fn obs(ts_s: i64, client: &str, server: &str, sni: Option<&str>, cas: Vec<CaRef>
         cas,
         leaf_sha256: None,
         client_auth_ca_names: vec![],
+        algorithms: Default::default(),
     }
 }
 
@@ -947,4 +948,50 @@ fn evidence_bits_record_merge_and_migrate() {
         .query(None)
         .unwrap();
     assert_eq!(q[0].endpoints[0].evidence, ["keylog", "probe"]);
+}
+
+/// The post-quantum map: the latest key exchange and leaf algorithms per endpoint, the offers
+/// per client, and a readiness word for each.
+#[test]
+fn algorithm_map_per_endpoint_and_client() {
+    let mut inv = Inventory::open(":memory:").unwrap();
+    let mut o = obs(1000, "10.0.0.5", "10.0.0.9", None, vec![root_a()]);
+    o.algorithms = enrich::Algorithms {
+        group: Some(29),
+        leaf_key: Some("EC".into()),
+        leaf_sig: Some("ecdsa-with-SHA256".into()),
+        client_seen: true,
+        client_pq_group: false,
+        client_pq_sig: false,
+    };
+    inv.record(&o).unwrap();
+    // Later, the endpoint moved to a hybrid key exchange; a second client offers ML-KEM and ML-DSA.
+    let mut o2 = obs(2000, "10.0.0.6", "10.0.0.9", None, vec![root_a()]);
+    o2.algorithms = enrich::Algorithms {
+        group: Some(0x11ec),
+        leaf_key: Some("EC".into()),
+        leaf_sig: Some("ecdsa-with-SHA256".into()),
+        client_seen: true,
+        client_pq_group: true,
+        client_pq_sig: true,
+    };
+    inv.record(&o2).unwrap();
+    inv.flush().unwrap();
+    let m = inv.algorithms().unwrap();
+    assert_eq!(m.endpoints.len(), 1);
+    let e = &m.endpoints[0];
+    assert_eq!(e.group.as_deref(), Some("X25519MLKEM768"));
+    assert!(e.pq_key_exchange && !e.pq_certificate);
+    assert_eq!(e.status, "kx_only");
+    let st: Vec<(&str, &str)> = m
+        .clients
+        .iter()
+        .map(|c| (c.ip.as_str(), c.status))
+        .collect();
+    assert_eq!(st, [("10.0.0.6", "ready")]);
+    assert_eq!(m.other_clients, 1, "10.0.0.5 offered nothing post-quantum");
+    let v: serde_json::Value =
+        serde_json::from_str(&algorithms::render_algorithms_json(&m)).unwrap();
+    assert_eq!(v["endpoints"][0]["status"], "kx_only");
+    assert!(algorithms::render_algorithms_table(&m).contains("X25519MLKEM768"));
 }
