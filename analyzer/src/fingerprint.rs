@@ -109,9 +109,10 @@ fn ja4_version(v: u16) -> &'static str {
 }
 
 /// Appends the first and last characters of the first ALPN value; of the hex of its bytes when
-/// they are not alphanumeric; `00` without ALPN.
-fn push_ja4_alpn(out: &mut String, alpn: &[String]) {
-    let b = alpn.first().map(|a| a.as_bytes()).unwrap_or_default();
+/// they are not alphanumeric (the JA4 specification: first and last hex digit, so 0xBA 0xAD gives
+/// `bd`; FoxIO's tool prints `99` by an older rule); `00` without ALPN.
+fn push_ja4_alpn(out: &mut String, first_alpn: &[u8]) {
+    let b = first_alpn;
     let (Some(&f), Some(&l)) = (b.first(), b.last()) else {
         out.push_str("00");
         return;
@@ -151,7 +152,7 @@ pub fn ja4(ch: &ClientHello, proto: char) -> String {
         ciphers.len().min(99),
         exts.clone().count().min(99),
     );
-    push_ja4_alpn(&mut out, &ch.alpn);
+    push_ja4_alpn(&mut out, &ch.first_alpn);
     out.push('_');
     ciphers.sort_unstable();
     let mut text =
@@ -201,6 +202,7 @@ mod tests {
             ciphers: c,
             extensions: exts.to_vec(),
             alpn: vec!["h2".into(), "http/1.1".into()],
+            first_alpn: b"h2".to_vec(),
             supported_versions: vec![0x2a2a, 0x0304, 0x0303],
             sig_algs: vec![
                 0x0403, 0x0804, 0x0401, 0x0503, 0x0805, 0x0501, 0x0806, 0x0601,
@@ -223,6 +225,25 @@ mod tests {
         let s = ja3_string(&ch);
         assert_eq!(s, "771,4865-4866,0-23,29-23,0");
         assert_eq!(ja3(&s).len(), 32);
+    }
+}
+
+#[cfg(test)]
+mod alpn_tests {
+    /// The JA4 specification (technical_details/JA4.md): a first ALPN value that is not
+    /// alphanumeric gives the first and last hex digits of its bytes: 0xBA 0xAD -> "bd" (not the
+    /// digits of a lossy text conversion, "ed"; FoxIO's tool prints "99", an older rule).
+    #[test]
+    fn non_alphanumeric_alpn_uses_the_bytes_hex() {
+        let mut s = String::new();
+        super::push_ja4_alpn(&mut s, &[0xba, 0xad]);
+        assert_eq!(s, "bd");
+        s.clear();
+        super::push_ja4_alpn(&mut s, b"h2");
+        assert_eq!(s, "h2");
+        s.clear();
+        super::push_ja4_alpn(&mut s, b"");
+        assert_eq!(s, "00");
     }
 }
 

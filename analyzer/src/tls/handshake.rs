@@ -58,6 +58,8 @@ pub struct ClientHello {
     pub extensions: Vec<u16>,
     pub sni: Option<String>,
     pub alpn: Vec<String>,
+    /// The first ALPN value's bytes as sent (JA4 reads them, not their text form).
+    pub first_alpn: Vec<u8>,
     pub supported_versions: Vec<u16>,
     pub groups: Vec<u16>,
     pub ec_point_formats: Vec<u8>,
@@ -92,7 +94,7 @@ pub fn parse_client_hello(body: &[u8], dtls: bool) -> Option<ClientHello> {
         ch.extensions.push(typ);
         match typ {
             ext::SERVER_NAME => ch.sni = parse_sni(data),
-            ext::ALPN => ch.alpn = parse_alpn(data),
+            ext::ALPN => (ch.alpn, ch.first_alpn) = parse_alpn(data),
             ext::SUPPORTED_VERSIONS => {
                 if let Some(l) = Rd::new(data).vec8() {
                     ch.supported_versions = u16_list(l);
@@ -129,14 +131,17 @@ fn parse_sni(data: &[u8]) -> Option<String> {
         .map(|(_, name)| String::from_utf8_lossy(name).into_owned())
 }
 
-fn parse_alpn(data: &[u8]) -> Vec<String> {
+/// The ALPN values as text, and the first one's raw bytes.
+fn parse_alpn(data: &[u8]) -> (Vec<String>, Vec<u8>) {
     use tls_parser::{parse_tls_extension_alpn_content, TlsExtension};
     match parse_tls_extension_alpn_content(data) {
-        Ok((_, TlsExtension::ALPN(v))) => v
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect(),
-        _ => Vec::new(),
+        Ok((_, TlsExtension::ALPN(v))) => (
+            v.iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect(),
+            v.first().map(|p| p.to_vec()).unwrap_or_default(),
+        ),
+        _ => (Vec::new(), Vec::new()),
     }
 }
 
