@@ -199,10 +199,32 @@ pub const MAX_FOLLOW_READ: usize = 1 << 20;
 
 /// Follows key log files as they grow (a proxy appends while a live capture runs): each
 /// [`Self::poll`] reads what was appended since the last one, complete lines only, into the
-/// key log. A file that shrank (rotated, truncated) is read again from its start.
+/// key log. A file that was replaced (rotated: another inode behind the name) or shrank
+/// (truncated) is read again from its start, even when it regrew past the old offset
+/// between two polls.
 #[derive(Debug)]
 pub struct KeyLogFollower {
-    files: Vec<(std::path::PathBuf, u64, Vec<u8>)>,
+    files: Vec<Followed>,
+}
+
+#[derive(Debug)]
+struct Followed {
+    path: std::path::PathBuf,
+    offset: u64,
+    identity: Option<(u64, u64)>,
+    partial: Vec<u8>,
+}
+
+/// The file behind a name (device, inode), where the platform says.
+#[cfg(unix)]
+fn identity(m: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
 }
 
 impl KeyLogFollower {
@@ -212,8 +234,13 @@ impl KeyLogFollower {
             files: paths
                 .iter()
                 .map(|p| {
-                    let len = std::fs::metadata(p).map_or(0, |m| m.len());
-                    (p.clone(), len, Vec::new())
+                    let meta = std::fs::metadata(p).ok();
+                    Followed {
+                        path: p.clone(),
+                        offset: meta.as_ref().map_or(0, |m| m.len()),
+                        identity: meta.as_ref().and_then(identity),
+                        partial: Vec::new(),
+                    }
                 })
                 .collect(),
         }
@@ -223,13 +250,22 @@ impl KeyLogFollower {
     pub fn poll(&mut self, keylog: &KeyLog) -> usize {
         use std::io::{Read, Seek, SeekFrom};
         let mut added = 0;
-        for (path, offset, partial) in &mut self.files {
-            let Ok(len) = std::fs::metadata(&*path).map(|m| m.len()) else {
+        for Followed {
+            path,
+            offset,
+            identity: known,
+            partial,
+        } in &mut self.files
+        {
+            let Ok(meta) = std::fs::metadata(&*path) else {
                 continue;
             };
-            if len < *offset {
+            let len = meta.len();
+            let now = identity(&meta);
+            if len < *offset || now != *known {
                 *offset = 0;
                 partial.clear();
+                *known = now;
             }
             if len == *offset {
                 continue;
@@ -331,6 +367,18 @@ mod tests {
         std::fs::write(&path, format!("{}\n", line.replace("cd", "ef"))).unwrap();
         f.poll(&k);
         assert!(k.get(&[0xef; 32]).is_some());
+        // Rotated by rename to a new file already longer than the old offset: still read
+        // from its start.
+        let rotated = dir.join("keys.log.new");
+        let [a, b, c] = ["a1", "b2", "c3"].map(|r| format!("{}\n", line.replace("cd", r)));
+        std::fs::write(&rotated, format!("{a}{b}{c}")).unwrap();
+        std::fs::rename(&rotated, &path).unwrap();
+        f.poll(&k);
+        assert!(
+            k.get(&[0xa1; 32]).is_some(),
+            "the rotated file's first line"
+        );
+        assert!(k.get(&[0xc3; 32]).is_some());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
