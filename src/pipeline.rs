@@ -22,6 +22,8 @@ pub struct RunSummary {
     pub unique_certs: u64,
     pub cert_parse_errors: u64,
     pub events: u64,
+    /// OCSP requests, CA certificate and CRL fetches read.
+    pub side_signals: u64,
     pub instrumentation: String,
     /// The analyzer's counters: protocols found and anomalies.
     pub analyzer: AnalyzerStats,
@@ -89,6 +91,21 @@ impl Stages<'_> {
                 }
                 if let (Some(inv), Some(obs)) = (self.inventory.as_deref_mut(), e.observation) {
                     inv.record(obs)?;
+                }
+            }
+            Output::SideSignal(sig) => {
+                sum.side_signals += 1;
+                let e = self.enricher.side_signal(&sig);
+                self.sink
+                    .emit(&events::SideSignalEvent { s: &sig, e: &e })?;
+                let cas: Vec<enrich::CaRef> = e.matches.into_iter().filter_map(|m| m.ca).collect();
+                if let (Some(inv), false) = (self.inventory.as_deref_mut(), cas.is_empty()) {
+                    inv.record_signal(enrich::SignalObservation {
+                        ts_ns: sig.ts_ns,
+                        client_ip: sig.client.0,
+                        evidence: sig.kind.evidence(),
+                        cas,
+                    })?;
                 }
             }
         }
@@ -197,6 +214,13 @@ pub fn summary_text(s: &RunSummary) -> String {
             t,
             "  key log: TLS 1.3 handshakes with secrets {}, without {}, records decrypted {}",
             a.keylog_found, a.keylog_missing, a.records_decrypted
+        );
+    }
+    if s.side_signals > 0 {
+        let _ = writeln!(
+            t,
+            "  side signals (OCSP, CA certificate and CRL fetches): {}, CAs matched {}, unmatched {}",
+            s.side_signals, s.enrich.side_signals_matched, s.enrich.side_signals_unmatched
         );
     }
     let anomalies: Vec<String> = a

@@ -37,6 +37,7 @@ const CASES: &[&str] = &[
     "record-split-512",
     "reorder-dup",
     "resumed-tls12",
+    "side-signals",
     "starttls-ftp",
     "starttls-imap",
     "starttls-ldap",
@@ -66,6 +67,8 @@ const CASE_KEYS: &[&str] = &[
     "encapsulation",
     "keylog",
     "note",
+    // OCSP / CA certificate / CRL requests: checked by tests/side_signals.rs.
+    "side_signals",
 ];
 const HANDSHAKE_KEYS: &[&str] = &[
     "client",

@@ -43,7 +43,26 @@ pub struct CertInfo {
     /// Embedded SCT timestamps (Unix milliseconds), in extension order.
     pub sct_timestamps: Vec<u64>,
     pub self_issued: bool,
+    /// URIs where this certificate's issuer can be fetched (AIA caIssuers) and where its
+    /// issuer's CRL is published (CRL distribution points), for the side signals: a client
+    /// fetching one names the CA it is validating.
+    pub ca_issuers_urls: Vec<String>,
+    pub crl_urls: Vec<String>,
+    /// SHA-1 of the subject Name's DER and of the subjectPublicKey bits: what an OCSP request's
+    /// CertID names as its issuer (RFC 6960 §4.1.1) when this certificate is the issuer.
+    pub ocsp_name_key_sha1: Option<([u8; 20], [u8; 20])>,
 }
+
+/// SHA-1, for OCSP CertID matching only.
+fn sha1(data: &[u8]) -> [u8; 20] {
+    let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
+    let mut out = [0u8; 20];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// URIs kept per certificate from AIA caIssuers and CRL distribution points.
+const MAX_CERT_URLS: usize = 8;
 
 /// Distinct certificates held by a [`CertCache`] before it is emptied (a few KiB each parsed).
 pub const MAX_CACHED_CERTS: usize = 100_000;
@@ -172,6 +191,7 @@ pub fn parse(der: &[u8], sha256: [u8; 32]) -> CertInfo {
 
     let spki = &tbs.subject_pki;
     info.spki_sha256 = Some(self::sha256(spki.raw));
+    info.ocsp_name_key_sha1 = Some((sha1(&info.subject_der), sha1(&spki.subject_public_key.data)));
     let alg = &spki.algorithm.algorithm;
     info.public_key_algorithm = key_alg_name(&alg.to_id_string());
     match spki.parsed() {
@@ -240,6 +260,38 @@ pub fn parse(der: &[u8], sha256: [u8; 32]) -> CertInfo {
                 }
                 for o in eku.other.iter().take(64) {
                     info.eku.push(o.to_id_string());
+                }
+            }
+            ParsedExtension::AuthorityInfoAccess(aia) => {
+                let ca_issuers = x509_parser::oid_registry::OID_PKIX_ACCESS_DESCRIPTOR_CA_ISSUERS;
+                for ad in aia
+                    .accessdescs
+                    .iter()
+                    .filter(|a| a.access_method == ca_issuers)
+                {
+                    if let GeneralName::URI(u) = ad.access_location {
+                        if info.ca_issuers_urls.len() < MAX_CERT_URLS {
+                            info.ca_issuers_urls.push(u.to_string());
+                        }
+                    }
+                }
+            }
+            ParsedExtension::CRLDistributionPoints(points) => {
+                let names = points
+                    .points
+                    .iter()
+                    .filter_map(|p| match &p.distribution_point {
+                        Some(x509_parser::extensions::DistributionPointName::FullName(n)) => {
+                            Some(n)
+                        }
+                        _ => None,
+                    });
+                for gn in names.flatten() {
+                    if let GeneralName::URI(u) = gn {
+                        if info.crl_urls.len() < MAX_CERT_URLS {
+                            info.crl_urls.push(u.to_string());
+                        }
+                    }
                 }
             }
             ParsedExtension::SCT(list) => {

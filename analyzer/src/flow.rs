@@ -15,6 +15,7 @@ use crate::model::{Handshake, Protocol};
 use crate::quic::{self, QuicConn};
 use crate::session;
 use crate::session::Session;
+use crate::sidesignal::{self, Parsed, SideSignal};
 use crate::sslv2;
 use crate::tls::decrypt::{HandshakeDecrypter, Opened};
 use crate::tls::deframer::{ct, plausible_record_header, Deframer, Event, MessageJoiner};
@@ -51,6 +52,8 @@ pub enum Output {
     /// A certificate seen for the first time in this run (for the `trustmap.x509` event).
     NewCert(Arc<CertInfo>, TimestampNs),
     Handshake(Box<Handshake>),
+    /// An OCSP request, CA certificate or CRL fetch over plaintext HTTP.
+    SideSignal(Box<SideSignal>),
 }
 
 /// Counters of the analyzer (anomalies are counted, never fatal).
@@ -77,6 +80,8 @@ pub struct AnalyzerStats {
     pub keylog_missing: u64,
     /// Encrypted handshake records opened with key-log secrets.
     pub records_decrypted: u64,
+    /// OCSP requests and CA certificate / CRL fetches read from plaintext HTTP.
+    pub side_signals: u64,
 }
 
 impl AnalyzerStats {
@@ -95,6 +100,7 @@ impl AnalyzerStats {
         self.keylog_found += o.keylog_found;
         self.keylog_missing += o.keylog_missing;
         self.records_decrypted += o.records_decrypted;
+        self.side_signals += o.side_signals;
     }
 }
 
@@ -119,6 +125,9 @@ enum Mode {
     Tls(Box<Deframer>),
     /// An SSLv2 record being collected (at most [`sslv2::MAX_V2_RECORD`] + 2 bytes).
     V2(Vec<u8>),
+    /// A client's HTTP request that may be a side signal, being collected (at most
+    /// [`sidesignal::MAX_REQUEST`] bytes).
+    Http(Vec<u8>),
     /// Nothing more to read in this direction.
     Dead,
 }
@@ -574,6 +583,36 @@ impl Analyzer {
         }
     }
 
+    /// A client's HTTP request: a side signal when complete, then nothing more to read.
+    fn http(&mut self, ctx: &FlowCtx, inner: &mut Inner, dir: Dir, ts: TimestampNs, buf: Vec<u8>) {
+        match sidesignal::parse_request(&buf, ctx.resp) {
+            Parsed::NeedMore => {
+                inner.dirs[dir.index()].mode = Mode::Http(buf);
+                return;
+            }
+            Parsed::None => {}
+            Parsed::Signal {
+                kind,
+                method,
+                url,
+                cert_ids,
+            } => {
+                self.stats.side_signals += 1;
+                self.out.push(Output::SideSignal(Box::new(SideSignal {
+                    ts_ns: ts,
+                    client: ctx.orig,
+                    server: ctx.resp,
+                    kind,
+                    method,
+                    url,
+                    cert_ids,
+                })));
+            }
+        }
+        inner.dirs[dir.index()].mode = Mode::Dead;
+        inner.never_tls = true;
+    }
+
     /// Plaintext: keep a prefix, scan for a hello record (bounded), switch to TLS when found.
     fn plain(&mut self, ctx: &FlowCtx, inner: &mut Inner, dir: Dir, ts: TimestampNs, data: &[u8]) {
         let other_tls = inner.dirs[dir.other().index()].is_tls();
@@ -586,6 +625,16 @@ impl Analyzer {
         d.prefix
             .extend_from_slice(data.get(..keep).unwrap_or_default());
         if keep > 0 && !other_tls && detect::never_upgrades(&d.prefix) == Some(true) {
+            // Every byte so far is in the prefix (nothing was scanned past it).
+            let whole = d.scanned + keep == d.prefix.len();
+            if dir == Dir::Orig && whole && sidesignal::is_candidate(&d.prefix) {
+                // The whole request so far: the prefix and what this segment had beyond it.
+                let mut buf = d.prefix.clone();
+                let more = sidesignal::MAX_REQUEST.saturating_sub(buf.len());
+                let rest = data.get(keep..).unwrap_or_default();
+                buf.extend_from_slice(rest.get(..more.min(rest.len())).unwrap_or_default());
+                return self.http(ctx, inner, dir, ts, buf);
+            }
             d.mode = Mode::Dead;
             inner.never_tls = true;
             return;
@@ -686,6 +735,13 @@ impl Analyzer {
             Mode::Plain => {
                 inner.dirs[dir.index()].mode = Mode::Plain;
                 self.plain(ctx, inner, dir, ts, data);
+            }
+            Mode::Http(mut buf) => {
+                let take = sidesignal::MAX_REQUEST
+                    .saturating_sub(buf.len())
+                    .min(data.len());
+                buf.extend_from_slice(data.get(..take).unwrap_or_default());
+                self.http(ctx, inner, dir, ts, buf);
             }
             Mode::Tls(mut d) => {
                 let mut ev = Vec::new();

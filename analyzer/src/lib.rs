@@ -20,6 +20,7 @@ pub mod model;
 pub mod names;
 pub mod quic;
 pub mod session;
+pub mod sidesignal;
 pub mod sslv2;
 pub mod tls;
 

@@ -71,6 +71,7 @@ fn collect(mut a: Analyzer) -> (Vec<Handshake>, usize) {
         match o {
             Output::Handshake(h) => hs.push(*h),
             Output::NewCert(..) => new_certs += 1,
+            Output::SideSignal(s) => panic!("no HTTP in these vectors: {s:?}"),
         }
     }
     (hs, new_certs)

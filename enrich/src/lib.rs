@@ -22,7 +22,9 @@ use rules::time::secs_of;
 
 pub mod model;
 
-pub use model::{Algorithms, CaRef, Enrichment, Finding, Observation, Role};
+pub mod signals;
+pub use model::{Algorithms, CaRef, Enrichment, Finding, Observation, Role, SignalObservation};
+pub use signals::{MatchedBy, SignalEnrichment, SignalMatch};
 
 /// Distinct presented chains whose building result is kept.
 pub const MAX_CHAIN_CACHE: usize = 100_000;
@@ -64,6 +66,9 @@ pub struct EnrichStats {
     /// Removal findings on hidden handshakes, inferred from the endpoint's earlier chain.
     pub findings_inferred: u64,
     pub last_chain_resets: u64,
+    /// Side signals' CAs matched, and CertIDs/URLs that matched no known CA.
+    pub side_signals_matched: u64,
+    pub side_signals_unmatched: u64,
 }
 
 /// What enrichment adds to one handshake.
@@ -202,6 +207,8 @@ pub struct Enricher {
     /// The last chain each endpoint (server address, port, SNI) presented in this run, for the
     /// removal findings of its hidden (TLS 1.3, no key) handshakes, labelled `inferred`.
     last_chains: HashMap<EndpointKey, Arc<BuiltChain>, ahash::RandomState>,
+    /// Known CAs and the URLs certificates carry for their issuers, for side signals.
+    signals: signals::SignalIndex,
     pub stats: EnrichStats,
 }
 
@@ -267,6 +274,7 @@ impl Enricher {
             suppress: HashMap::default(),
             suppress_hasher: ahash::RandomState::new(),
             last_chains: HashMap::default(),
+            signals: signals::SignalIndex::default(),
             stats: EnrichStats::default(),
         }
     }
@@ -282,6 +290,9 @@ impl Enricher {
             }
         }
         self.stats.chains_built += 1;
+        for c in presented {
+            self.signals.add_seen(c);
+        }
         let r = chain::build(presented, &self.stores, instant);
         let (from, until) = stable_window(&r, presented, instant);
         let result = Arc::new(self.derive(Arc::new(r), presented));
@@ -379,32 +390,9 @@ impl Enricher {
     fn dependency_cas(&self, r: &ChainResult) -> Vec<CaRef> {
         let mut out: Vec<CaRef> = Vec::new();
         let add = |c: &CertInfo, out: &mut Vec<CaRef>| {
-            let sha = c.sha256;
-            if out.iter().any(|x| x.sha256 == sha) {
-                return;
+            if !out.iter().any(|x| x.sha256 == c.sha256) {
+                out.push(self.ca_ref(c));
             }
-            let stores = self
-                .stores
-                .get(&c.sha256)
-                .map(|e| e.stores.clone())
-                .unwrap_or_default();
-            let removals = self
-                .rules
-                .removals_for_ca(&sha, c.spki_sha256.as_ref(), &c.subject)
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-            out.push(CaRef {
-                sha256: sha,
-                subject: c.subject.clone(),
-                role: if c.self_issued {
-                    Role::Root
-                } else {
-                    Role::Intermediate
-                },
-                stores,
-                removals,
-            });
         };
         // A self-signed leaf is its own anchor: clients that accept it depend on it.
         if let Some(leaf) = r.leaf.as_deref() {
@@ -416,6 +404,43 @@ impl Enricher {
             add(c, &mut out);
         }
         out
+    }
+
+    /// A CA certificate as findings, events and the inventory name it: its stores and the
+    /// removals that target it.
+    fn ca_ref(&self, c: &CertInfo) -> CaRef {
+        let stores = self
+            .stores
+            .get(&c.sha256)
+            .map(|e| e.stores.clone())
+            .unwrap_or_default();
+        let removals = self
+            .rules
+            .removals_for_ca(&c.sha256, c.spki_sha256.as_ref(), &c.subject)
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        CaRef {
+            sha256: c.sha256,
+            subject: c.subject.clone(),
+            role: if c.self_issued {
+                Role::Root
+            } else {
+                Role::Intermediate
+            },
+            stores,
+            removals,
+        }
+    }
+
+    /// The CAs an OCSP request, CA certificate or CRL fetch names.
+    pub fn side_signal(&mut self, s: &analyzer::sidesignal::SideSignal) -> SignalEnrichment {
+        let mut index = std::mem::take(&mut self.signals);
+        let e = index.lookup(&self.stores, s, |c| self.ca_ref(c));
+        self.signals = index;
+        self.stats.side_signals_matched += e.matches.len() as u64;
+        self.stats.side_signals_unmatched += e.unmatched as u64;
+        e
     }
 
     /// Enriches one finished handshake.

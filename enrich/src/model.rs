@@ -121,6 +121,17 @@ pub struct Observation {
     pub algorithms: Algorithms,
 }
 
+/// One side signal (OCSP request, CA certificate or CRL fetch), as the inventory needs it: a
+/// client depends on these CAs (those whose certificate is known).
+#[derive(Debug, Clone)]
+pub struct SignalObservation {
+    pub ts_ns: u64,
+    pub client_ip: IpAddr,
+    /// `"ocsp"` or `"aia"`.
+    pub evidence: &'static str,
+    pub cas: Vec<CaRef>,
+}
+
 /// The algorithms one handshake showed, for the post-quantum migration map.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Algorithms {

@@ -295,3 +295,36 @@ pub(super) fn client_algos(
     }
     Ok(())
 }
+
+/// `ca_signal` rows (per CA, client and evidence: the side signals' requests).
+pub(super) fn ca_signals(
+    tx: &Transaction<'_>,
+    src: &str,
+    ids: &CaIds,
+    agg: &FastMap<SignalKey, SignalAgg>,
+) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO ca_signal VALUES(?1,?2,?3,?4,?5,?6,?7)
+         ON CONFLICT(source, ca, client, evidence) DO UPDATE SET
+           first_seen=min(first_seen, excluded.first_seen),
+           last_seen=max(last_seen, excluded.last_seen),
+           requests=requests+excluded.requests",
+    )?;
+    let mut rows: Vec<(&str, IpText, &str, &SignalAgg)> = agg
+        .iter()
+        .map(|((ca, client, ev), a)| (ids.sha(*ca), IpText::new(client), *ev, a))
+        .collect();
+    rows.sort_unstable_by(|a, b| (a.0, &a.1, a.2).cmp(&(b.0, &b.1, b.2)));
+    for (ca, client, ev, a) in rows {
+        st.execute(params![
+            src,
+            ca,
+            client,
+            ev,
+            a.first,
+            a.last,
+            a.requests as i64
+        ])?;
+    }
+    Ok(())
+}

@@ -36,9 +36,9 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 /// What goes in: one observation per handshake, made by the enrichment stage.
-pub use enrich::model::{CaRef, Observation, Outcome, Role};
+pub use enrich::model::{CaRef, Observation, Outcome, Role, SignalObservation};
 
-pub use query::{CaEntry, CaInfo, ClientEntry, EndpointEntry, EndpointRef};
+pub use query::{CaEntry, CaInfo, ClientEntry, EndpointEntry, EndpointRef, SignalClient};
 pub use removal::{
     BurndownDay, DepEndpoint, Dependencies, PlanStep, RemovalInfo, RemovalStatus, RemovedCa,
     Residual, ResidualUse, SegmentDeps,
@@ -150,6 +150,8 @@ pub struct RecordStats {
     pub unattributed: u64,
     /// Strings cut at [`MAX_STRING`] or set members dropped at their per-endpoint cap.
     pub truncated: u64,
+    /// Side signals recorded (OCSP requests, CA certificate and CRL fetches).
+    pub signals: u64,
 }
 
 /// What a merge did.
@@ -382,7 +384,18 @@ struct Pending {
     cl: FastMap<ClKey, ClAgg>,
     day: FastMap<DayKey, Counts>,
     client_algo: FastMap<IpAddr, ClientAlgoAgg>,
+    signal: FastMap<SignalKey, SignalAgg>,
     deferred: Vec<Deferred>,
+}
+
+/// (CA, client, evidence) of a side signal.
+type SignalKey = (CaId, IpAddr, &'static str);
+
+#[derive(Debug, Default, Clone, Copy)]
+struct SignalAgg {
+    first: i64,
+    last: i64,
+    requests: u64,
 }
 
 impl Pending {
@@ -393,6 +406,7 @@ impl Pending {
             + self.cl.len()
             + self.day.len()
             + self.client_algo.len()
+            + self.signal.len()
     }
 }
 
@@ -441,6 +455,9 @@ CREATE TABLE IF NOT EXISTS endpoint(source TEXT NOT NULL, ip TEXT NOT NULL, port
 CREATE TABLE IF NOT EXISTS client_algo(source TEXT NOT NULL, ip TEXT NOT NULL,
   first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, handshakes INTEGER NOT NULL,
   pq_group INTEGER NOT NULL, pq_sig INTEGER NOT NULL, PRIMARY KEY(source, ip));
+CREATE TABLE IF NOT EXISTS ca_signal(source TEXT NOT NULL, ca TEXT NOT NULL, client TEXT NOT NULL,
+  evidence TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+  requests INTEGER NOT NULL, PRIMARY KEY(source, ca, client, evidence));
 CREATE TABLE IF NOT EXISTS endpoint_name(ip TEXT NOT NULL, port INTEGER NOT NULL, name TEXT NOT NULL,
   PRIMARY KEY(ip, port, name));
 CREATE TABLE IF NOT EXISTS endpoint_segment(ip TEXT NOT NULL, port INTEGER NOT NULL, segment TEXT NOT NULL,
@@ -769,6 +786,49 @@ impl Inventory {
         Ok(())
     }
 
+    /// Adds one side signal: its client depends on each of its CAs (`evidence` "ocsp"/"aia").
+    pub fn record_signal(&mut self, o: &SignalObservation) -> Result<()> {
+        let ts = ts_i64(o.ts_ns);
+        let mut truncated = 0u64;
+        for c in o.cas.iter().take(MAX_CAS_PER_CHAIN) {
+            let id = self.ca_ids.id(&rules::digest::to_hex(&c.sha256));
+            let ca = self.pending.ca.entry(id).or_default();
+            if ca.subject.is_empty() {
+                ca.subject = cap_str(&c.subject, &mut truncated);
+            }
+            ca.root |= c.role == Role::Root;
+            for s in &c.stores {
+                insert_capped(&mut ca.stores, s, MAX_SEGMENTS_PER_ENDPOINT, &mut truncated);
+            }
+            for r in &c.removals {
+                insert_capped(
+                    &mut ca.removals,
+                    r,
+                    MAX_SEGMENTS_PER_ENDPOINT,
+                    &mut truncated,
+                );
+            }
+            let a = self
+                .pending
+                .signal
+                .entry((id, o.client_ip, o.evidence))
+                .or_insert(SignalAgg {
+                    first: ts,
+                    last: ts,
+                    requests: 0,
+                });
+            a.first = a.first.min(ts);
+            a.last = a.last.max(ts);
+            a.requests += 1;
+        }
+        self.stats.truncated += truncated;
+        self.stats.signals += 1;
+        if self.pending.rows() >= MAX_PENDING_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     /// Another connection (another process recording into the same file) committed since the
     /// last check: chains may now be in the database that are not in our cache.
     fn check_other_writers(&mut self) -> Result<()> {
@@ -928,6 +988,7 @@ impl Inventory {
         flush::ca_clients(&tx, src, ids, &ranks, &p.cl)?;
         flush::ca_days(&tx, src, ids, &ranks, &p.day)?;
         flush::client_algos(&tx, src, &p.client_algo)?;
+        flush::ca_signals(&tx, src, ids, &p.signal)?;
         tx.commit()?;
         self.stats.flushes += 1;
         if let Some(f) = &mut self.fresh_eps {
@@ -1039,6 +1100,20 @@ impl Inventory {
                 [],
                 |r| r.get(0),
             )?;
+            let has_ca_signal: bool = tx.query_row(
+                "SELECT count(*) > 0 FROM src.sqlite_master WHERE name = 'ca_signal'",
+                [],
+                |r| r.get(0),
+            )?;
+            if has_ca_signal {
+                tx.execute_batch(
+                    "INSERT INTO main.ca_signal SELECT * FROM src.ca_signal WHERE true
+                       ON CONFLICT(source, ca, client, evidence) DO UPDATE SET
+                         first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+                         requests=excluded.requests
+                       WHERE excluded.requests>=requests;",
+                )?;
+            }
             if has_client_algo {
                 tx.execute_batch(
                     "INSERT INTO main.client_algo SELECT * FROM src.client_algo WHERE true

@@ -77,12 +77,50 @@ fn is_zero(v: &u64) -> bool {
     *v == 0
 }
 
+/// A client that named a CA through side signals (OCSP requests, CA certificate or CRL
+/// fetches): it validates certificates under that CA, whatever its TLS showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignalClient {
+    pub ip: String,
+    /// `"ocsp"` or `"aia"`.
+    pub evidence: String,
+    pub requests: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
 /// One element of the §6 array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CaEntry {
     pub ca: CaInfo,
     pub endpoints: Vec<EndpointEntry>,
     pub client_auth_trusted_by: Vec<EndpointRef>,
+    /// Clients whose side signals name this CA (only when there are some).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub side_signal_clients: Vec<SignalClient>,
+}
+
+/// `ca_signal` rows summed over sources, by CA.
+fn load_signal_clients(conn: &Connection) -> Result<HashMap<String, Vec<SignalClient>>> {
+    let mut st = conn.prepare(
+        "SELECT ca, client, evidence, sum(requests), min(first_seen), max(last_seen)
+         FROM ca_signal GROUP BY ca, client, evidence",
+    )?;
+    let mut rows = st.query([])?;
+    let mut out: HashMap<String, Vec<SignalClient>> = HashMap::new();
+    while let Some(r) = rows.next()? {
+        out.entry(r.get(0)?).or_default().push(SignalClient {
+            ip: r.get(1)?,
+            evidence: r.get(2)?,
+            requests: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            first_seen: t(r.get(4)?),
+            last_seen: t(r.get(5)?),
+        });
+    }
+    for v in out.values_mut() {
+        v.sort_by(|a, b| (ip_order(&a.ip), &a.evidence).cmp(&(ip_order(&b.ip), &b.evidence)));
+    }
+    Ok(out)
 }
 
 pub(super) type Key = (String, u16);
@@ -317,6 +355,7 @@ pub(super) fn query(conn: &Connection, filter: Option<&str>) -> Result<Vec<CaEnt
     let eps = load_endpoints(conn)?;
     let ca_eps = load_ca_endpoints(conn)?;
     let mut clients = load_clients(conn)?;
+    let mut signal_clients = load_signal_clients(conn)?;
     let mut by_ca: HashMap<&str, Vec<(&Key, &CaEpFold)>> = HashMap::new();
     for ((ca, key), f) in &ca_eps {
         by_ca.entry(ca.as_str()).or_default().push((key, f));
@@ -369,10 +408,12 @@ pub(super) fn query(conn: &Connection, filter: Option<&str>) -> Result<Vec<CaEnt
             })
             .collect();
         trusted.sort_by_key(|a| (ip_order(&a.ip), a.port));
+        let side_signal_clients = signal_clients.remove(&ca.sha256).unwrap_or_default();
         out.push(CaEntry {
             ca,
             endpoints,
             client_auth_trusted_by: trusted,
+            side_signal_clients,
         });
     }
     Ok(out)

@@ -165,6 +165,29 @@ pub fn render_table(entries: &[CaEntry]) -> String {
                 String::new(),
             ]);
         }
+        if !e.side_signal_clients.is_empty() {
+            // One row for the clients that named the CA in OCSP / CA certificate / CRL requests.
+            let list: Vec<String> = e
+                .side_signal_clients
+                .iter()
+                .map(|c| format!("{}({})", c.ip, c.evidence))
+                .collect();
+            let requests: u64 = e.side_signal_clients.iter().map(|c| c.requests).sum();
+            let last = e.side_signal_clients.iter().map(|c| &c.last_seen).max();
+            rows.push(vec![
+                ca.clone(),
+                e.ca.role.clone(),
+                sha.clone(),
+                "side-signals".into(),
+                cut(&list.join(","), 40),
+                String::new(),
+                requests.to_string(),
+                String::new(),
+                e.side_signal_clients.len().to_string(),
+                String::new(),
+                last.cloned().unwrap_or_default(),
+            ]);
+        }
     }
     table(&header, &rows)
 }

@@ -2,7 +2,7 @@
 //! SQLite work overlaps with analysis, and a slow disk holds back the producer instead of growing
 //! memory.
 
-use crate::{Inventory, InventoryError, Observation, RecordStats};
+use crate::{Inventory, InventoryError, Observation, RecordStats, SignalObservation};
 
 /// Items handed to a stage thread per channel message.
 const BATCH: usize = 64;
@@ -82,8 +82,14 @@ impl<T: Send + 'static, R: Send + 'static> BatchThread<T, R> {
     }
 }
 
+/// What the writer thread records.
+pub enum Record {
+    Handshake(Observation),
+    Signal(SignalObservation),
+}
+
 /// Records inventory observations on a thread of its own.
-pub struct InventoryWriter(BatchThread<Observation, RecordStats>);
+pub struct InventoryWriter(BatchThread<Record, RecordStats>);
 
 impl InventoryWriter {
     pub fn spawn(inv: Inventory) -> Result<Self, String> {
@@ -93,13 +99,23 @@ impl InventoryWriter {
         Ok(InventoryWriter(BatchThread::spawn(
             "inventory writer",
             inv,
-            |inv, o: Observation| inv.record(&o).map_err(ierr),
+            |inv, r: Record| {
+                match r {
+                    Record::Handshake(o) => inv.record(&o),
+                    Record::Signal(o) => inv.record_signal(&o),
+                }
+                .map_err(ierr)
+            },
             |inv| inv.flush().map(|()| inv.stats()).map_err(ierr),
         )?))
     }
 
     pub fn record(&mut self, o: Observation) -> Result<(), String> {
-        self.0.push(o)
+        self.0.push(Record::Handshake(o))
+    }
+
+    pub fn record_signal(&mut self, o: SignalObservation) -> Result<(), String> {
+        self.0.push(Record::Signal(o))
     }
 
     /// Records what is left, flushes, stops the thread and returns the recording counters.

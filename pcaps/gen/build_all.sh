@@ -25,6 +25,9 @@ build() {
   ipv6-vlan) gen/twons.sh vlan6 cases/ipv6-vlan.pcap ;;
   vxlan) gen/twons.sh vxlan cases/vxlan.pcap ;;
   estate) $CAP cases/estate.pcap -- python3 gen/estate.py >/dev/null ;;
+  side-signals)
+    # its own PKI (cases/side-pki): OCSP, CA certificate and CRL requests over HTTP
+    $CAP cases/side-signals.pcap -- python3 gen/sidesignals.py >/dev/null ;;
   quic-keylog)
     # aioquic from PyPI (pip install aioquic)
     $CAP cases/quic-keylog.pcap -- python3 gen/quic.py >/dev/null ;;
@@ -42,7 +45,7 @@ if [[ $# -eq 0 ]]; then
   rm -f cases/*.pcap cases/*.expected.json cases/estate-rules.toml
   gen/pki.sh cases cases/pki
   gen/pki.sh estate cases/estate-pki
-  set -- $LOOPBACK_CASES reorder-dup $(for s in $STARTTLS; do echo starttls-$s; done) ipv6-vlan vxlan estate
+  set -- $LOOPBACK_CASES reorder-dup $(for s in $STARTTLS; do echo starttls-$s; done) ipv6-vlan vxlan estate side-signals
 fi
 for c in "$@"; do echo "== $c" >&2; build "$c"; done
 

@@ -21,6 +21,7 @@ use std::collections::HashSet;
 
 use analyzer::Output;
 use capture::Transport;
+use std::net::IpAddr;
 
 use super::instr::Instrumentation;
 
@@ -36,17 +37,20 @@ pub fn canonical_cmp(a: &Output, b: &Output) -> Ordering {
             Transport::Udp => 1,
         }
     }
+    // Certificates first (by hash), then handshakes and side signals by time and addresses.
+    type Key = (u64, u8, u8, (IpAddr, u16), (IpAddr, u16));
+    fn key(o: &Output) -> Option<Key> {
+        match o {
+            Output::NewCert(..) => None,
+            Output::Handshake(h) => {
+                Some((h.start_ts_ns, 0, transport(h.transport), h.client, h.server))
+            }
+            Output::SideSignal(s) => Some((s.ts_ns, 1, 0, s.client, s.server)),
+        }
+    }
     match (a, b) {
         (Output::NewCert(x, _), Output::NewCert(y, _)) => x.sha256.cmp(&y.sha256),
-        (Output::NewCert(..), Output::Handshake(_)) => Ordering::Less,
-        (Output::Handshake(_), Output::NewCert(..)) => Ordering::Greater,
-        (Output::Handshake(x), Output::Handshake(y)) => (
-            x.start_ts_ns,
-            transport(x.transport),
-            x.client,
-            x.server,
-        )
-            .cmp(&(y.start_ts_ns, transport(y.transport), y.client, y.server)),
+        _ => key(a).cmp(&key(b)),
     }
 }
 
@@ -108,6 +112,7 @@ impl<'a> Emitter<'a> {
                     .handshake_ns
                     .record(h.ts_ns.saturating_sub(h.start_ts_ns));
             }
+            Output::SideSignal(_) => {}
         }
         (self.on_output)(o)
     }

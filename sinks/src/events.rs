@@ -702,3 +702,127 @@ impl Serialize for FindingEvent<'_> {
         m.end()
     }
 }
+
+/// The `trustmap.side_signal` event: an OCSP request, CA certificate or CRL fetch over plaintext
+/// HTTP, with the CAs it names (`evidence` "ocsp" for OCSP, "aia" for CA certificate and CRL
+/// fetches).
+pub struct SideSignalEvent<'a> {
+    pub s: &'a analyzer::sidesignal::SideSignal,
+    pub e: &'a enrich::SignalEnrichment,
+}
+
+impl Serialize for SideSignalEvent<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(Serialize)]
+        struct Network {
+            protocol: &'static str,
+            transport: &'static str,
+        }
+        #[derive(Serialize)]
+        struct Url<'a> {
+            full: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Request {
+            method: &'static str,
+        }
+        #[derive(Serialize)]
+        struct Http {
+            request: Request,
+        }
+        #[derive(Serialize)]
+        struct CertIdJson {
+            hash_algorithm: &'static str,
+            issuer_key_hash: String,
+            issuer_name_hash: String,
+            serial: String,
+        }
+        #[derive(Serialize)]
+        struct Ca<'a> {
+            matched_by: &'static str,
+            removals: &'a [String],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            serial: Option<&'a str>,
+            sha256: Option<Hex32<'a>>,
+            stores: &'a [String],
+            subject: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Signal<'a> {
+            cas: Vec<Ca<'a>>,
+            #[serde(skip_serializing_if = "Vec::is_empty")]
+            cert_ids: Vec<CertIdJson>,
+            evidence: &'static str,
+            kind: &'static str,
+            unmatched: usize,
+        }
+        #[derive(Serialize)]
+        struct Trustmap<'a> {
+            side_signal: Signal<'a>,
+        }
+        let sig = self.s;
+        let none: &[String] = &[];
+        let cas = self
+            .e
+            .matches
+            .iter()
+            .map(|m| Ca {
+                matched_by: m.matched_by.as_str(),
+                removals: m.ca.as_ref().map_or(none, |c| c.removals.as_slice()),
+                serial: m.serial.as_deref(),
+                sha256: m.ca.as_ref().map(|c| Hex32(&c.sha256)),
+                stores: m.ca.as_ref().map_or(none, |c| c.stores.as_slice()),
+                subject: &m.subject,
+            })
+            .collect();
+        let cert_ids = sig
+            .cert_ids
+            .iter()
+            .map(|c| CertIdJson {
+                hash_algorithm: c.hash_algorithm,
+                issuer_key_hash: hex::encode(&c.issuer_key_hash),
+                issuer_name_hash: hex::encode(&c.issuer_name_hash),
+                serial: hex::encode(&c.serial),
+            })
+            .collect();
+        let event = EventMeta {
+            dataset: "trustmap.side_signal",
+            kind: "event",
+            severity: None,
+            start: None,
+        };
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("@timestamp", &rfc3339_ns(sig.ts_ns))?;
+        m.serialize_entry("destination", &Endpoint::of(&sig.server))?;
+        m.serialize_entry("event", &event)?;
+        m.serialize_entry(
+            "http",
+            &Http {
+                request: Request { method: sig.method },
+            },
+        )?;
+        m.serialize_entry(
+            "network",
+            &Network {
+                protocol: "http",
+                transport: "tcp",
+            },
+        )?;
+        m.serialize_entry("source", &Endpoint::of(&sig.client))?;
+        m.serialize_entry(
+            "trustmap",
+            &Trustmap {
+                side_signal: Signal {
+                    cas,
+                    cert_ids,
+                    evidence: sig.kind.evidence(),
+                    kind: sig.kind.as_str(),
+                    unmatched: self.e.unmatched,
+                },
+            },
+        )?;
+        m.serialize_entry("url", &Url { full: &sig.url })?;
+        m.end()
+    }
+}
