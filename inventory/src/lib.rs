@@ -729,24 +729,7 @@ impl Inventory {
         if direct {
             let mut chain: Vec<CaId> = Vec::new();
             for c in o.cas.iter().take(MAX_CAS_PER_CHAIN) {
-                // The database keeps SHA-256s as lowercase hex text.
-                let id = self.ca_ids.id(&rules::digest::to_hex(&c.sha256));
-                let ca = self.pending.ca.entry(id).or_default();
-                if ca.subject.is_empty() {
-                    ca.subject = cap_str(&c.subject, &mut truncated);
-                }
-                ca.root |= c.role == Role::Root;
-                for s in &c.stores {
-                    insert_capped(&mut ca.stores, s, MAX_SEGMENTS_PER_ENDPOINT, &mut truncated);
-                }
-                for r in &c.removals {
-                    insert_capped(
-                        &mut ca.removals,
-                        r,
-                        MAX_SEGMENTS_PER_ENDPOINT,
-                        &mut truncated,
-                    );
-                }
+                let id = self.note_ca(c, &mut truncated);
                 if !chain.contains(&id) {
                     chain.push(id);
                 }
@@ -786,28 +769,30 @@ impl Inventory {
         Ok(())
     }
 
+    /// The CA's id, its row (subject, role, stores, removals) aggregated for the next flush.
+    fn note_ca(&mut self, c: &CaRef, truncated: &mut u64) -> CaId {
+        // The database keeps SHA-256s as lowercase hex text.
+        let id = self.ca_ids.id(&rules::digest::to_hex(&c.sha256));
+        let ca = self.pending.ca.entry(id).or_default();
+        if ca.subject.is_empty() {
+            ca.subject = cap_str(&c.subject, truncated);
+        }
+        ca.root |= c.role == Role::Root;
+        for s in &c.stores {
+            insert_capped(&mut ca.stores, s, MAX_SEGMENTS_PER_ENDPOINT, truncated);
+        }
+        for r in &c.removals {
+            insert_capped(&mut ca.removals, r, MAX_SEGMENTS_PER_ENDPOINT, truncated);
+        }
+        id
+    }
+
     /// Adds one side signal: its client depends on each of its CAs (`evidence` "ocsp"/"aia").
     pub fn record_signal(&mut self, o: &SignalObservation) -> Result<()> {
         let ts = ts_i64(o.ts_ns);
         let mut truncated = 0u64;
         for c in o.cas.iter().take(MAX_CAS_PER_CHAIN) {
-            let id = self.ca_ids.id(&rules::digest::to_hex(&c.sha256));
-            let ca = self.pending.ca.entry(id).or_default();
-            if ca.subject.is_empty() {
-                ca.subject = cap_str(&c.subject, &mut truncated);
-            }
-            ca.root |= c.role == Role::Root;
-            for s in &c.stores {
-                insert_capped(&mut ca.stores, s, MAX_SEGMENTS_PER_ENDPOINT, &mut truncated);
-            }
-            for r in &c.removals {
-                insert_capped(
-                    &mut ca.removals,
-                    r,
-                    MAX_SEGMENTS_PER_ENDPOINT,
-                    &mut truncated,
-                );
-            }
+            let id = self.note_ca(c, &mut truncated);
             let a = self
                 .pending
                 .signal
