@@ -48,17 +48,25 @@ pub struct CertInfo {
     /// fetching one names the CA it is validating.
     pub ca_issuers_urls: Vec<String>,
     pub crl_urls: Vec<String>,
-    /// SHA-1 of the subject Name's DER and of the subjectPublicKey bits: what an OCSP request's
-    /// CertID names as its issuer (RFC 6960 §4.1.1) when this certificate is the issuer.
-    pub ocsp_name_key_sha1: Option<([u8; 20], [u8; 20])>,
+    /// What an OCSP request's CertID names as its issuer (RFC 6960 §4.1.1) when this certificate
+    /// is the issuer (`None` when it did not parse that far).
+    pub ocsp_hashes: Option<OcspHashes>,
+}
+
+/// The hashes of a certificate's subject Name (DER) and subjectPublicKey bits, SHA-1 (what
+/// OCSP clients send) and SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OcspHashes {
+    pub name_sha1: [u8; 20],
+    pub key_sha1: [u8; 20],
+    pub name_sha256: [u8; 32],
+    pub key_sha256: [u8; 32],
 }
 
 /// SHA-1, for OCSP CertID matching only.
 fn sha1(data: &[u8]) -> [u8; 20] {
     let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
-    let mut out = [0u8; 20];
-    out.copy_from_slice(d.as_ref());
-    out
+    <[u8; 20]>::try_from(d.as_ref()).unwrap_or_default()
 }
 
 /// URIs kept per certificate from AIA caIssuers and CRL distribution points.
@@ -191,7 +199,13 @@ pub fn parse(der: &[u8], sha256: [u8; 32]) -> CertInfo {
 
     let spki = &tbs.subject_pki;
     info.spki_sha256 = Some(self::sha256(spki.raw));
-    info.ocsp_name_key_sha1 = Some((sha1(&info.subject_der), sha1(&spki.subject_public_key.data)));
+    let key_bits = &spki.subject_public_key.data;
+    info.ocsp_hashes = Some(OcspHashes {
+        name_sha1: sha1(&info.subject_der),
+        key_sha1: sha1(key_bits),
+        name_sha256: self::sha256(&info.subject_der),
+        key_sha256: self::sha256(key_bits),
+    });
     let alg = &spki.algorithm.algorithm;
     info.public_key_algorithm = key_alg_name(&alg.to_id_string());
     match spki.parsed() {

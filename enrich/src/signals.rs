@@ -1,5 +1,5 @@
-//! Side signals matched to CAs: an OCSP request's CertID names its issuer by the SHA-1 of the
-//! issuer's Name and key (RFC 6960 §4.1.1); an AIA caIssuers or CRL URL is the one some
+//! Side signals matched to CAs: an OCSP request's CertID names its issuer by the SHA-1 (or
+//! SHA-256) of the issuer's Name and key (RFC 6960 §4.1.1); an AIA caIssuers or CRL URL is the one some
 //! certificate carries for its issuer. Known CAs are the trust stores (with `--anchors` and the
 //! distrust history) and every certificate seen in a chain in this run.
 
@@ -60,8 +60,10 @@ pub struct SignalEnrichment {
 #[derive(Debug, Default)]
 pub struct SignalIndex {
     stores_loaded: bool,
-    by_name_key: HashMap<([u8; 20], [u8; 20]), Arc<CertInfo>, ahash::RandomState>,
-    by_name: HashMap<[u8; 20], Arc<CertInfo>, ahash::RandomState>,
+    /// Issuer name hash + key hash (SHA-1: 40 bytes, SHA-256: 64 bytes, so never confused).
+    by_name_key: HashMap<Vec<u8>, Arc<CertInfo>, ahash::RandomState>,
+    /// Issuer name hash (20 or 32 bytes).
+    by_name: HashMap<Vec<u8>, Arc<CertInfo>, ahash::RandomState>,
     by_subject_der: HashMap<Vec<u8>, Arc<CertInfo>, ahash::RandomState>,
     /// URL -> (the issuer's subject text, its Name DER).
     by_url: HashMap<String, (String, Vec<u8>), ahash::RandomState>,
@@ -92,11 +94,18 @@ impl SignalIndex {
     }
 
     fn add_ca(&mut self, c: &Arc<CertInfo>) {
-        if let Some((name, key)) = c.ocsp_name_key_sha1 {
-            self.by_name_key
-                .entry((name, key))
-                .or_insert_with(|| c.clone());
-            self.by_name.entry(name).or_insert_with(|| c.clone());
+        if let Some(h) = c.ocsp_hashes {
+            for (name, key) in [
+                (&h.name_sha1[..], &h.key_sha1[..]),
+                (&h.name_sha256[..], &h.key_sha256[..]),
+            ] {
+                self.by_name_key
+                    .entry([name, key].concat())
+                    .or_insert_with(|| c.clone());
+                self.by_name
+                    .entry(name.to_vec())
+                    .or_insert_with(|| c.clone());
+            }
         }
         self.by_subject_der
             .entry(c.subject_der.clone())
@@ -140,14 +149,18 @@ impl SignalIndex {
     }
 
     fn ocsp(&self, id: &CertId, ca_ref: impl Fn(&CertInfo) -> CaRef) -> Option<SignalMatch> {
-        if id.hash_algorithm != "sha1" {
+        let len = match id.hash_algorithm {
+            "sha1" => 20,
+            "sha256" => 32,
+            _ => return None,
+        };
+        let (name, key) = (&id.issuer_name_hash, &id.issuer_key_hash);
+        if name.len() != len || key.len() != len {
             return None;
         }
-        let name: [u8; 20] = id.issuer_name_hash.as_slice().try_into().ok()?;
-        let key: [u8; 20] = id.issuer_key_hash.as_slice().try_into().ok()?;
-        let (ca, by) = match self.by_name_key.get(&(name, key)) {
+        let (ca, by) = match self.by_name_key.get(&[&name[..], &key[..]].concat()) {
             Some(c) => (c, MatchedBy::NameAndKey),
-            None => (self.by_name.get(&name)?, MatchedBy::Name),
+            None => (self.by_name.get(name)?, MatchedBy::Name),
         };
         Some(SignalMatch {
             ca: Some(ca_ref(ca)),
@@ -175,6 +188,68 @@ fn normalize_url(u: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use analyzer::sidesignal::SideSignal;
+
+    /// The side-signals capture's issuing CA (pcaps/cases/side-pki).
+    fn issuing_ca() -> Arc<CertInfo> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../pcaps/cases/side-pki/int.pem"
+        );
+        let pem = std::fs::read(path).expect("pcaps/cases/side-pki/int.pem");
+        let der = trust::anchors::pem_ders(&pem).remove(0);
+        Arc::new(analyzer::cert::parse(&der, analyzer::cert::sha256(&der)))
+    }
+
+    fn ocsp(alg: &'static str, name: &[u8], key: &[u8]) -> SideSignal {
+        let ip = std::net::IpAddr::from([192, 0, 2, 1]);
+        SideSignal {
+            ts_ns: 0,
+            client: (ip, 40000),
+            server: (ip, 80),
+            kind: SignalKind::Ocsp,
+            method: "POST",
+            url: "http://192.0.2.1/".into(),
+            cert_ids: vec![CertId {
+                hash_algorithm: alg,
+                issuer_name_hash: name.to_vec(),
+                issuer_key_hash: key.to_vec(),
+                serial: vec![0x20, 0x02],
+            }],
+        }
+    }
+
+    #[test]
+    fn ocsp_cert_ids_in_sha1_and_sha256_name_the_issuer() {
+        let ca = issuing_ca();
+        let h = ca.ocsp_hashes.expect("hashes");
+        let mut index = SignalIndex::default();
+        index.add_seen(&ca);
+        let stores = TrustStores::empty();
+        let ca_ref = |c: &CertInfo| CaRef {
+            sha256: c.sha256,
+            subject: c.subject.clone(),
+            role: crate::Role::Intermediate,
+            stores: Vec::new(),
+            removals: Vec::new(),
+        };
+        let mut look = |s: &SideSignal| {
+            let e = index.lookup(&stores, s, ca_ref);
+            (e.matches.first().map(|m| m.matched_by), e.unmatched)
+        };
+        let by = Some(MatchedBy::NameAndKey);
+        assert_eq!(look(&ocsp("sha1", &h.name_sha1, &h.key_sha1)), (by, 0));
+        assert_eq!(
+            look(&ocsp("sha256", &h.name_sha256, &h.key_sha256)),
+            (by, 0)
+        );
+        // Another key under the same name (a re-keyed CA): the name alone.
+        let name_only = Some(MatchedBy::Name);
+        assert_eq!(look(&ocsp("sha1", &h.name_sha1, &[0; 20])), (name_only, 0));
+        // Hashes of the wrong length for the algorithm, or an algorithm not indexed.
+        assert_eq!(look(&ocsp("sha256", &h.name_sha1, &h.key_sha1)), (None, 1));
+        assert_eq!(look(&ocsp("sha384", &[0; 48], &[0; 48])), (None, 1));
+    }
 
     #[test]
     fn urls_compare_without_case_or_default_port() {
