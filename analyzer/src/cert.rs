@@ -48,9 +48,6 @@ pub struct CertInfo {
     /// fetching one names the CA it is validating.
     pub ca_issuers_urls: Vec<String>,
     pub crl_urls: Vec<String>,
-    /// What an OCSP request's CertID names as its issuer (RFC 6960 §4.1.1) when this certificate
-    /// is the issuer (`None` when it did not parse that far).
-    pub ocsp_hashes: Option<OcspHashes>,
 }
 
 /// The hashes of a certificate's subject Name (DER) and subjectPublicKey bits, SHA-1 (what
@@ -61,6 +58,22 @@ pub struct OcspHashes {
     pub key_sha1: [u8; 20],
     pub name_sha256: [u8; 32],
     pub key_sha256: [u8; 32],
+}
+
+/// What an OCSP request's CertID names as its issuer (RFC 6960 §4.1.1) when the certificate
+/// `der` is the issuer; `None` when it does not parse. Computed on demand (side signals are rare,
+/// certificate parses are not).
+pub fn ocsp_hashes(der: &[u8]) -> Option<OcspHashes> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    let name = cert.tbs_certificate.subject.as_raw();
+    let key = &cert.tbs_certificate.subject_pki.subject_public_key.data;
+    Some(OcspHashes {
+        name_sha1: sha1(name),
+        key_sha1: sha1(key),
+        name_sha256: self::sha256(name),
+        key_sha256: self::sha256(key),
+    })
 }
 
 /// SHA-1, for OCSP CertID matching only.
@@ -199,13 +212,6 @@ pub fn parse(der: &[u8], sha256: [u8; 32]) -> CertInfo {
 
     let spki = &tbs.subject_pki;
     info.spki_sha256 = Some(self::sha256(spki.raw));
-    let key_bits = &spki.subject_public_key.data;
-    info.ocsp_hashes = Some(OcspHashes {
-        name_sha1: sha1(&info.subject_der),
-        key_sha1: sha1(key_bits),
-        name_sha256: self::sha256(&info.subject_der),
-        key_sha256: self::sha256(key_bits),
-    });
     let alg = &spki.algorithm.algorithm;
     info.public_key_algorithm = key_alg_name(&alg.to_id_string());
     match spki.parsed() {

@@ -3,7 +3,7 @@
 //! certificate carries for its issuer. Known CAs are the trust stores (with `--anchors` and the
 //! distrust history) and every certificate seen in a chain in this run.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use analyzer::sidesignal::{CertId, SideSignal, SignalKind};
@@ -56,10 +56,14 @@ pub struct SignalEnrichment {
     pub unmatched: usize,
 }
 
-/// The known CAs, indexed for side signals.
+/// The known CAs, indexed for side signals. Certificates seen in chains are only queued (and
+/// their URLs noted): their OCSP hashes are computed when a side signal first needs them.
 #[derive(Debug, Default)]
 pub struct SignalIndex {
     stores_loaded: bool,
+    /// CA certificates seen in chains, not yet hashed (each once: `queued`).
+    pending: Vec<Arc<CertInfo>>,
+    queued: HashSet<[u8; 32], ahash::RandomState>,
     /// Issuer name hash + key hash (SHA-1: 40 bytes, SHA-256: 64 bytes, so never confused).
     by_name_key: HashMap<Vec<u8>, Arc<CertInfo>, ahash::RandomState>,
     /// Issuer name hash (20 or 32 bytes).
@@ -71,20 +75,20 @@ pub struct SignalIndex {
 }
 
 impl SignalIndex {
-    /// Indexes one certificate seen in a chain: as a possible CA, and by the URLs it carries
-    /// for its issuer.
+    /// Notes one certificate seen in a chain: as a possible CA, and by the URLs it carries for
+    /// its issuer.
     pub fn add_seen(&mut self, c: &Arc<CertInfo>) {
         if c.parse_error.is_some() {
             return;
         }
-        if self.by_url.len() >= MAX_SIGNAL_INDEX || self.by_name_key.len() >= MAX_SIGNAL_INDEX {
+        if self.by_url.len() >= MAX_SIGNAL_INDEX || self.queued.len() >= MAX_SIGNAL_INDEX {
             *self = SignalIndex {
                 resets: self.resets + 1,
                 ..SignalIndex::default()
             };
         }
-        if c.is_ca || c.self_issued {
-            self.add_ca(c);
+        if (c.is_ca || c.self_issued) && self.queued.insert(c.sha256) {
+            self.pending.push(c.clone());
         }
         for u in c.ca_issuers_urls.iter().chain(&c.crl_urls) {
             self.by_url
@@ -94,7 +98,7 @@ impl SignalIndex {
     }
 
     fn add_ca(&mut self, c: &Arc<CertInfo>) {
-        if let Some(h) = c.ocsp_hashes {
+        if let Some(h) = analyzer::cert::ocsp_hashes(&c.der) {
             for (name, key) in [
                 (&h.name_sha1[..], &h.key_sha1[..]),
                 (&h.name_sha256[..], &h.key_sha256[..]),
@@ -124,6 +128,9 @@ impl SignalIndex {
             for e in stores.entries() {
                 self.add_ca(&e.cert);
             }
+        }
+        for c in std::mem::take(&mut self.pending) {
+            self.add_ca(&c);
         }
         let mut out = SignalEnrichment::default();
         match s.kind {
@@ -222,7 +229,7 @@ mod tests {
     #[test]
     fn ocsp_cert_ids_in_sha1_and_sha256_name_the_issuer() {
         let ca = issuing_ca();
-        let h = ca.ocsp_hashes.expect("hashes");
+        let h = analyzer::cert::ocsp_hashes(&ca.der).expect("hashes");
         let mut index = SignalIndex::default();
         index.add_seen(&ca);
         let stores = TrustStores::empty();
