@@ -64,11 +64,13 @@ pub struct SignalIndex {
     /// CA certificates seen in chains, not yet hashed (each once: `queued`).
     pending: Vec<Arc<CertInfo>>,
     queued: HashSet<[u8; 32], ahash::RandomState>,
-    /// Issuer name hash + key hash (SHA-1: 40 bytes, SHA-256: 64 bytes, so never confused).
-    by_name_key: HashMap<Vec<u8>, Arc<CertInfo>, ahash::RandomState>,
+    /// Issuer name hash + key hash (SHA-1: 40 bytes, SHA-256: 64 bytes, so never confused). A
+    /// CA's certificates that share name and key (cross-signs, re-issues) are all kept (up to
+    /// [`MAX_SAME_CA`]): a request names the CA, not one of its certificates.
+    by_name_key: HashMap<Vec<u8>, Vec<Arc<CertInfo>>, ahash::RandomState>,
     /// Issuer name hash (20 or 32 bytes).
-    by_name: HashMap<Vec<u8>, Arc<CertInfo>, ahash::RandomState>,
-    by_subject_der: HashMap<Vec<u8>, Arc<CertInfo>, ahash::RandomState>,
+    by_name: HashMap<Vec<u8>, Vec<Arc<CertInfo>>, ahash::RandomState>,
+    by_subject_der: HashMap<Vec<u8>, Vec<Arc<CertInfo>>, ahash::RandomState>,
     /// URL -> (the issuer's subject text, its Name DER).
     by_url: HashMap<String, (String, Vec<u8>), ahash::RandomState>,
     pub resets: u64,
@@ -103,17 +105,16 @@ impl SignalIndex {
                 (&h.name_sha1[..], &h.key_sha1[..]),
                 (&h.name_sha256[..], &h.key_sha256[..]),
             ] {
-                self.by_name_key
-                    .entry([name, key].concat())
-                    .or_insert_with(|| c.clone());
-                self.by_name
-                    .entry(name.to_vec())
-                    .or_insert_with(|| c.clone());
+                add_capped(self.by_name_key.entry([name, key].concat()).or_default(), c);
+                add_capped(self.by_name.entry(name.to_vec()).or_default(), c);
             }
         }
-        self.by_subject_der
-            .entry(c.subject_der.clone())
-            .or_insert_with(|| c.clone());
+        add_capped(
+            self.by_subject_der
+                .entry(c.subject_der.clone())
+                .or_default(),
+            c,
+        );
     }
 
     /// Matches one side signal (the stores are indexed on first use).
@@ -136,45 +137,71 @@ impl SignalIndex {
         match s.kind {
             SignalKind::Ocsp => {
                 for id in &s.cert_ids {
-                    match self.ocsp(id, &ca_ref) {
-                        Some(m) => out.matches.push(m),
-                        None => out.unmatched += 1,
+                    let found = self.ocsp(id, &ca_ref);
+                    if found.is_empty() {
+                        out.unmatched += 1;
                     }
+                    out.matches.extend(found);
                 }
             }
             SignalKind::Aia | SignalKind::Crl => match self.by_url.get(&normalize_url(&s.url)) {
-                Some((subject, der)) => out.matches.push(SignalMatch {
-                    ca: self.by_subject_der.get(der).map(|c| ca_ref(c)),
-                    subject: subject.clone(),
-                    matched_by: MatchedBy::Url,
-                    serial: None,
-                }),
+                Some((subject, der)) => {
+                    let known = self.by_subject_der.get(der).map_or(&[][..], Vec::as_slice);
+                    let m = |ca| SignalMatch {
+                        ca,
+                        subject: subject.clone(),
+                        matched_by: MatchedBy::Url,
+                        serial: None,
+                    };
+                    if known.is_empty() {
+                        out.matches.push(m(None));
+                    }
+                    out.matches.extend(known.iter().map(|c| m(Some(ca_ref(c)))));
+                }
                 None => out.unmatched += 1,
             },
         }
         out
     }
 
-    fn ocsp(&self, id: &CertId, ca_ref: impl Fn(&CertInfo) -> CaRef) -> Option<SignalMatch> {
+    /// The CA certificates one CertID names (none when unmatched).
+    fn ocsp(&self, id: &CertId, ca_ref: impl Fn(&CertInfo) -> CaRef) -> Vec<SignalMatch> {
         let len = match id.hash_algorithm {
             "sha1" => 20,
             "sha256" => 32,
-            _ => return None,
+            _ => return Vec::new(),
         };
         let (name, key) = (&id.issuer_name_hash, &id.issuer_key_hash);
         if name.len() != len || key.len() != len {
-            return None;
+            return Vec::new();
         }
-        let (ca, by) = match self.by_name_key.get(&[&name[..], &key[..]].concat()) {
+        let (cas, by) = match self.by_name_key.get(&[&name[..], &key[..]].concat()) {
             Some(c) => (c, MatchedBy::NameAndKey),
-            None => (self.by_name.get(name)?, MatchedBy::Name),
+            None => match self.by_name.get(name) {
+                Some(c) => (c, MatchedBy::Name),
+                None => return Vec::new(),
+            },
         };
-        Some(SignalMatch {
-            ca: Some(ca_ref(ca)),
-            subject: ca.subject.clone(),
-            matched_by: by,
-            serial: Some(hex::encode(&id.serial)),
-        })
+        cas.iter()
+            .map(|ca| SignalMatch {
+                ca: Some(ca_ref(ca)),
+                subject: ca.subject.clone(),
+                matched_by: by,
+                serial: Some(hex::encode(&id.serial)),
+            })
+            .collect()
+    }
+}
+
+/// Certificates kept per index key.
+pub const MAX_SAME_CA: usize = 4;
+
+/// Adds `c` to `v` unless it is there or `v` is full; kept in SHA-256 order, so the
+/// outcome does not depend on the order certificates were seen.
+fn add_capped(v: &mut Vec<Arc<CertInfo>>, c: &Arc<CertInfo>) {
+    if v.len() < MAX_SAME_CA && !v.iter().any(|x| x.sha256 == c.sha256) {
+        v.push(c.clone());
+        v.sort_by_key(|x| x.sha256);
     }
 }
 

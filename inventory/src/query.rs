@@ -101,7 +101,7 @@ pub struct CaEntry {
 }
 
 /// `ca_signal` rows summed over sources, by CA.
-fn load_signal_clients(conn: &Connection) -> Result<HashMap<String, Vec<SignalClient>>> {
+pub(super) fn load_signal_clients(conn: &Connection) -> Result<HashMap<String, Vec<SignalClient>>> {
     let mut st = conn.prepare(
         "SELECT ca, client, evidence, sum(requests), min(first_seen), max(last_seen)
          FROM ca_signal GROUP BY ca, client, evidence",

@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
-use super::query::{ip_order, load_ca_endpoints, load_cas, load_clients, load_endpoints, t, Key};
+use super::query::{
+    ip_order, load_ca_endpoints, load_cas, load_clients, load_endpoints, load_signal_clients, t,
+    Key, SignalClient,
+};
 use super::{Counts, Result};
 use rules::time::rfc3339_s;
 
@@ -61,6 +64,11 @@ pub struct Dependencies {
     /// No dependency left (DESIGN.md §1 step 4).
     pub complete: bool,
     pub by_segment: Vec<SegmentDeps>,
+    /// Clients whose OCSP requests or CA certificate / CRL fetches named a removed CA: they
+    /// validate certificates under it, whatever their TLS showed (TLS 1.3 included). Listed, not
+    /// counted in `complete` (a request says nothing of which endpoint it was for).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub side_signal_clients: Vec<SignalClient>,
 }
 
 /// Use of a removed CA per endpoint or client after `removed`.
@@ -131,6 +139,30 @@ pub struct RemovalStatus {
     pub residual: Residual,
     pub burndown: Vec<BurndownDay>,
     pub plan: Vec<PlanStep>,
+}
+
+/// The side-signal clients of the CAs in `set`, one per (client, evidence) over all of them.
+fn signal_clients_of(conn: &Connection, set: &BTreeSet<String>) -> Result<Vec<SignalClient>> {
+    let mut by: BTreeMap<(String, String), SignalClient> = BTreeMap::new();
+    let mut all = load_signal_clients(conn)?;
+    for ca in set {
+        for c in all.remove(ca).unwrap_or_default() {
+            match by.entry((c.ip.clone(), c.evidence.clone())) {
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(c);
+                }
+                std::collections::btree_map::Entry::Occupied(mut o) => {
+                    let x = o.get_mut();
+                    x.requests += c.requests;
+                    x.first_seen = x.first_seen.clone().min(c.first_seen);
+                    x.last_seen = x.last_seen.clone().max(c.last_seen);
+                }
+            }
+        }
+    }
+    let mut v: Vec<SignalClient> = by.into_values().collect();
+    v.sort_by(|a, b| (ip_order(&a.ip), &a.evidence).cmp(&(ip_order(&b.ip), &b.evidence)));
+    Ok(v)
 }
 
 fn day_str(day: i64) -> String {
@@ -365,6 +397,7 @@ pub(super) fn removal_status(
             endpoints_migrated: migrated,
             complete: left.is_empty(),
             by_segment,
+            side_signal_clients: signal_clients_of(conn, &set)?,
         },
         residual,
         burndown,

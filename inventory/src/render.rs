@@ -284,6 +284,23 @@ pub fn render_removal_table(st: &RemovalStatus) -> String {
         d.endpoints_migrated,
         if d.complete { " — none left" } else { "" }
     );
+    if !d.side_signal_clients.is_empty() {
+        let list: Vec<String> = d
+            .side_signal_clients
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} ({} {}, last {})",
+                    c.ip, c.evidence, c.requests, c.last_seen
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            o,
+            "Side signals (OCSP / CA certificate / CRL requests naming a removed CA): {}",
+            list.join(", ")
+        );
+    }
     let mut rows = Vec::new();
     for s in &d.by_segment {
         for e in &s.endpoints {
