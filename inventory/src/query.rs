@@ -100,26 +100,56 @@ pub struct CaEntry {
     pub side_signal_clients: Vec<SignalClient>,
 }
 
+/// The columns of a [`SignalClient`], summed over what the query groups.
+const SIGNAL_COLUMNS: &str =
+    "client, evidence, sum(requests), min(first_seen), max(last_seen) FROM ca_signal";
+
+/// A [`SignalClient`] from [`SIGNAL_COLUMNS`] starting at column `at`.
+fn signal_client(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<SignalClient> {
+    Ok(SignalClient {
+        ip: r.get(at)?,
+        evidence: r.get(at + 1)?,
+        requests: u64::try_from(r.get::<_, i64>(at + 2)?).unwrap_or(0),
+        first_seen: t(r.get(at + 3)?),
+        last_seen: t(r.get(at + 4)?),
+    })
+}
+
+fn sort_signal_clients(v: &mut [SignalClient]) {
+    v.sort_by(|a, b| (ip_order(&a.ip), &a.evidence).cmp(&(ip_order(&b.ip), &b.evidence)));
+}
+
 /// `ca_signal` rows summed over sources, by CA.
-pub(super) fn load_signal_clients(conn: &Connection) -> Result<HashMap<String, Vec<SignalClient>>> {
-    let mut st = conn.prepare(
-        "SELECT ca, client, evidence, sum(requests), min(first_seen), max(last_seen)
-         FROM ca_signal GROUP BY ca, client, evidence",
-    )?;
+fn load_signal_clients(conn: &Connection) -> Result<HashMap<String, Vec<SignalClient>>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT ca, {SIGNAL_COLUMNS} GROUP BY ca, client, evidence"
+    ))?;
     let mut rows = st.query([])?;
     let mut out: HashMap<String, Vec<SignalClient>> = HashMap::new();
     while let Some(r) = rows.next()? {
-        out.entry(r.get(0)?).or_default().push(SignalClient {
-            ip: r.get(1)?,
-            evidence: r.get(2)?,
-            requests: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
-            first_seen: t(r.get(4)?),
-            last_seen: t(r.get(5)?),
-        });
+        out.entry(r.get(0)?).or_default().push(signal_client(r, 1)?);
     }
     for v in out.values_mut() {
-        v.sort_by(|a, b| (ip_order(&a.ip), &a.evidence).cmp(&(ip_order(&b.ip), &b.evidence)));
+        sort_signal_clients(v);
     }
+    Ok(out)
+}
+
+/// `ca_signal` rows summed over sources and over the CAs in `cas`, one per (client, evidence).
+pub(super) fn signal_clients_of(
+    conn: &Connection,
+    cas: &BTreeSet<String>,
+) -> Result<Vec<SignalClient>> {
+    let marks = vec!["?"; cas.len()].join(",");
+    let mut st = conn.prepare(&format!(
+        "SELECT {SIGNAL_COLUMNS} WHERE ca IN ({marks}) GROUP BY client, evidence"
+    ))?;
+    let mut rows = st.query(rusqlite::params_from_iter(cas))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(signal_client(r, 0)?);
+    }
+    sort_signal_clients(&mut out);
     Ok(out)
 }
 

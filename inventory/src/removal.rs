@@ -6,8 +6,8 @@ use rusqlite::{params, Connection};
 use serde::Serialize;
 
 use super::query::{
-    ip_order, load_ca_endpoints, load_cas, load_clients, load_endpoints, load_signal_clients, t,
-    Key, SignalClient,
+    ip_order, load_ca_endpoints, load_cas, load_clients, load_endpoints, signal_clients_of, t, Key,
+    SignalClient,
 };
 use super::{Counts, Result};
 use rules::time::rfc3339_s;
@@ -139,30 +139,6 @@ pub struct RemovalStatus {
     pub residual: Residual,
     pub burndown: Vec<BurndownDay>,
     pub plan: Vec<PlanStep>,
-}
-
-/// The side-signal clients of the CAs in `set`, one per (client, evidence) over all of them.
-fn signal_clients_of(conn: &Connection, set: &BTreeSet<String>) -> Result<Vec<SignalClient>> {
-    let mut by: BTreeMap<(String, String), SignalClient> = BTreeMap::new();
-    let mut all = load_signal_clients(conn)?;
-    for ca in set {
-        for c in all.remove(ca).unwrap_or_default() {
-            match by.entry((c.ip.clone(), c.evidence.clone())) {
-                std::collections::btree_map::Entry::Vacant(v) => {
-                    v.insert(c);
-                }
-                std::collections::btree_map::Entry::Occupied(mut o) => {
-                    let x = o.get_mut();
-                    x.requests += c.requests;
-                    x.first_seen = x.first_seen.clone().min(c.first_seen);
-                    x.last_seen = x.last_seen.clone().max(c.last_seen);
-                }
-            }
-        }
-    }
-    let mut v: Vec<SignalClient> = by.into_values().collect();
-    v.sort_by(|a, b| (ip_order(&a.ip), &a.evidence).cmp(&(ip_order(&b.ip), &b.evidence)));
-    Ok(v)
 }
 
 fn day_str(day: i64) -> String {
