@@ -218,6 +218,31 @@ type EndpointKey = (IpAddr, u16, Option<String>);
 /// Endpoints whose last chain is remembered (emptied, and counted, when full).
 pub const MAX_LAST_CHAINS: usize = 100_000;
 
+/// A CA certificate as findings, events and the inventory name it: its stores and the
+/// removals that target it.
+fn ca_ref(stores: &TrustStores, rules: &RuleSet, c: &CertInfo) -> CaRef {
+    let stores = stores
+        .get(&c.sha256)
+        .map(|e| e.stores.clone())
+        .unwrap_or_default();
+    let removals = rules
+        .removals_for_ca(&c.sha256, c.spki_sha256.as_ref(), &c.subject)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    CaRef {
+        sha256: c.sha256,
+        subject: c.subject.clone(),
+        role: if c.self_issued {
+            Role::Root
+        } else {
+            Role::Intermediate
+        },
+        stores,
+        removals,
+    }
+}
+
 /// The trust stores trustmap builds chains against: the embedded Mozilla/NSS and Chrome stores,
 /// plus every certificate of the built-in distrust history as a known CA tagged with its event
 /// id, so a chain that stops at an intermediate still reaches a root the stores no longer carry.
@@ -391,7 +416,7 @@ impl Enricher {
         let mut out: Vec<CaRef> = Vec::new();
         let add = |c: &CertInfo, out: &mut Vec<CaRef>| {
             if !out.iter().any(|x| x.sha256 == c.sha256) {
-                out.push(self.ca_ref(c));
+                out.push(ca_ref(&self.stores, &self.rules, c));
             }
         };
         // A self-signed leaf is its own anchor: clients that accept it depend on it.
@@ -406,38 +431,10 @@ impl Enricher {
         out
     }
 
-    /// A CA certificate as findings, events and the inventory name it: its stores and the
-    /// removals that target it.
-    fn ca_ref(&self, c: &CertInfo) -> CaRef {
-        let stores = self
-            .stores
-            .get(&c.sha256)
-            .map(|e| e.stores.clone())
-            .unwrap_or_default();
-        let removals = self
-            .rules
-            .removals_for_ca(&c.sha256, c.spki_sha256.as_ref(), &c.subject)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        CaRef {
-            sha256: c.sha256,
-            subject: c.subject.clone(),
-            role: if c.self_issued {
-                Role::Root
-            } else {
-                Role::Intermediate
-            },
-            stores,
-            removals,
-        }
-    }
-
     /// The CAs an OCSP request, CA certificate or CRL fetch names.
     pub fn side_signal(&mut self, s: &analyzer::sidesignal::SideSignal) -> SignalEnrichment {
-        let mut index = std::mem::take(&mut self.signals);
-        let e = index.lookup(&self.stores, s, |c| self.ca_ref(c));
-        self.signals = index;
+        let (stores, rules) = (&self.stores, &self.rules);
+        let e = self.signals.lookup(stores, s, |c| ca_ref(stores, rules, c));
         self.stats.side_signals_matched += e.matches.len() as u64;
         self.stats.side_signals_unmatched += e.unmatched as u64;
         e
