@@ -21,6 +21,38 @@ fn sh(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// A network namespace of our own holding a veth pair `va` <-> `vb` (IPv6 off), deleted when
+/// dropped.
+struct VethNs(String);
+
+impl VethNs {
+    fn new(prefix: &str) -> Self {
+        let ns = VethNs(format!("{prefix}{}", std::process::id()));
+        assert!(
+            sh(&["ip", "netns", "add", &ns.0]),
+            "cannot create a network namespace here"
+        );
+        assert!(ns.exec(&["ip", "link", "add", "va", "type", "veth", "peer", "name", "vb"]));
+        assert!(ns.exec(&["ip", "link", "set", "va", "up"]));
+        assert!(ns.exec(&["ip", "link", "set", "vb", "up"]));
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        ns
+    }
+
+    /// Runs `args` inside the namespace; true on success.
+    fn exec(&self, args: &[&str]) -> bool {
+        let mut v = vec!["ip", "netns", "exec", self.0.as_str()];
+        v.extend_from_slice(args);
+        sh(&v)
+    }
+}
+
+impl Drop for VethNs {
+    fn drop(&mut self) {
+        sh(&["ip", "netns", "del", &self.0]);
+    }
+}
+
 fn counts(path: &PathBuf) -> (BTreeMap<String, usize>, Vec<Value>) {
     let text = std::fs::read_to_string(path).expect("events");
     let mut m = BTreeMap::new();
@@ -78,22 +110,7 @@ fn live_capture_equals_offline() {
         .expect("offline run");
     assert!(ok.success());
 
-    let ns = format!("tmcli{}", std::process::id());
-    assert!(
-        sh(&["ip", "netns", "add", &ns]),
-        "cannot create a network namespace here"
-    );
-    let inns = |args: &[&str]| {
-        let mut v = vec!["ip", "netns", "exec", ns.as_str()];
-        v.extend_from_slice(args);
-        sh(&v)
-    };
-    assert!(inns(&[
-        "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb"
-    ]));
-    assert!(inns(&["ip", "link", "set", "va", "up"]));
-    assert!(inns(&["ip", "link", "set", "vb", "up"]));
-    inns(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+    let ns = VethNs::new("tmcli");
 
     let live = dir.join("live.ndjson");
     let db = dir.join("live.db");
@@ -102,7 +119,7 @@ fn live_capture_equals_offline() {
         .args([
             "netns",
             "exec",
-            &ns,
+            &ns.0,
             bin,
             "capture",
             "-q",
@@ -121,7 +138,7 @@ fn live_capture_equals_offline() {
         .expect("capture");
     // Output files are opened before privileges drop; give the handles time to open.
     std::thread::sleep(Duration::from_millis(1500));
-    let replayed = inns(&[
+    let replayed = ns.exec(&[
         "tcpreplay",
         "-q",
         "--topspeed",
@@ -132,7 +149,7 @@ fn live_capture_equals_offline() {
     std::thread::sleep(Duration::from_millis(1500));
     sh(&["kill", "-INT", &child.id().to_string()]);
     let out = child.wait_with_output().expect("wait");
-    sh(&["ip", "netns", "del", &ns]);
+    drop(ns);
     assert!(replayed, "tcpreplay failed");
     assert!(
         out.status.success(),
@@ -177,28 +194,13 @@ fn live_capture_follows_a_growing_key_log() {
     let keys = dir.join("keys.log");
     std::fs::write(&keys, "# a proxy's key log, empty at start\n").expect("key log");
 
-    let ns = format!("tmkl{}", std::process::id());
-    assert!(
-        sh(&["ip", "netns", "add", &ns]),
-        "cannot create a network namespace here"
-    );
-    let inns = |args: &[&str]| {
-        let mut v = vec!["ip", "netns", "exec", ns.as_str()];
-        v.extend_from_slice(args);
-        sh(&v)
-    };
-    assert!(inns(&[
-        "ip", "link", "add", "va", "type", "veth", "peer", "name", "vb"
-    ]));
-    assert!(inns(&["ip", "link", "set", "va", "up"]));
-    assert!(inns(&["ip", "link", "set", "vb", "up"]));
-    inns(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+    let ns = VethNs::new("tmkl");
 
     let live = dir.join("live.ndjson");
     let child = Command::new("ip")
         .current_dir(&root)
         .args([
-            "netns", "exec", &ns, bin, "capture", "-q", "-i", "vb", "--db", ":memory:",
+            "netns", "exec", &ns.0, bin, "capture", "-q", "-i", "vb", "--db", ":memory:",
         ])
         .arg("--keylog")
         .arg(&keys)
@@ -208,7 +210,7 @@ fn live_capture_follows_a_growing_key_log() {
         .spawn()
         .expect("capture");
     std::thread::sleep(Duration::from_millis(1500));
-    let replayed = inns(&[
+    let replayed = ns.exec(&[
         "tcpreplay",
         "-q",
         "--topspeed",
@@ -227,7 +229,7 @@ fn live_capture_follows_a_growing_key_log() {
     std::thread::sleep(Duration::from_millis(1000));
     sh(&["kill", "-INT", &child.id().to_string()]);
     let out = child.wait_with_output().expect("wait");
-    sh(&["ip", "netns", "del", &ns]);
+    drop(ns);
     assert!(replayed, "tcpreplay failed");
     assert!(
         out.status.success(),
