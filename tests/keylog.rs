@@ -13,27 +13,17 @@ use std::process::Command;
 use serde_json::Value;
 
 fn case(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("pcaps/cases")
-        .join(name);
-    assert!(p.exists(), "missing test input {}", p.display());
-    p
+    testkit::corpus::file(&format!("pcaps/cases/{name}"))
 }
 
 /// The NDJSON of `trustmap analyze` over `input` with `extra` options.
 fn analyze_raw(extra: &[OsString], input: &Path) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
-        .args(["analyze", "-q", "-o", "-", "--db", ":memory:"])
-        .args(extra)
-        .arg(input)
-        .output()
-        .expect("run trustmap");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    testkit::run_ok(
+        Command::new(env!("CARGO_BIN_EXE_trustmap"))
+            .args(["analyze", "-q", "-o", "-", "--db", ":memory:"])
+            .args(extra)
+            .arg(input),
+    )
 }
 
 /// Every event of `trustmap analyze` over the case file `input` with `extra` options.
@@ -400,19 +390,14 @@ fn quic_initial_without_keys_and_handshake_with_the_key_log() {
 fn inventory_endpoints_carry_their_evidence() {
     let dir = testkit::TempDir::new("keylog-evidence");
     let db = dir.join("inv.db");
-    let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
-        .args(["analyze", "-q", "-o", "/dev/null", "--db"])
-        .arg(&db)
-        .arg("--keylog")
-        .arg(case("tls13-keylog.keys"))
-        .arg(case("tls13-keylog.pcap"))
-        .arg(case("mtls.pcap"))
-        .output()
-        .expect("run trustmap");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    testkit::run_ok(
+        Command::new(env!("CARGO_BIN_EXE_trustmap"))
+            .args(["analyze", "-q", "-o", "/dev/null", "--db"])
+            .arg(&db)
+            .arg("--keylog")
+            .arg(case("tls13-keylog.keys"))
+            .arg(case("tls13-keylog.pcap"))
+            .arg(case("mtls.pcap")),
     );
     let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
         .args(["inventory", "--format", "json", "--db"])
@@ -443,18 +428,13 @@ fn algorithm_map_from_real_captures() {
     let dir = testkit::TempDir::new("keylog-algorithms");
     let db = dir.join("inv.db");
     let zeek = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/zeek");
-    let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
-        .args(["analyze", "-q", "-o", "/dev/null", "--db"])
-        .arg(&db)
-        .arg(zeek.join("chrome-1250-tls-x25519-kyber.pcap"))
-        .arg(zeek.join("ml-dsa-44-cert.pcap"))
-        .arg(zeek.join("ecdhe.pcap"))
-        .output()
-        .expect("run trustmap");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    testkit::run_ok(
+        Command::new(env!("CARGO_BIN_EXE_trustmap"))
+            .args(["analyze", "-q", "-o", "/dev/null", "--db"])
+            .arg(&db)
+            .arg(zeek.join("chrome-1250-tls-x25519-kyber.pcap"))
+            .arg(zeek.join("ml-dsa-44-cert.pcap"))
+            .arg(zeek.join("ecdhe.pcap")),
     );
     let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
         .args(["inventory", "--algorithms", "--format", "json", "--db"])

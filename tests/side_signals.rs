@@ -7,28 +7,15 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 
-fn input(rel: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    assert!(p.exists(), "missing test input {}", p.display());
-    p
-}
+use testkit::corpus::file as input;
 
 fn trustmap(args: &[OsString]) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
-        .args(args)
-        .output()
-        .expect("run trustmap");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    testkit::run_ok(Command::new(env!("CARGO_BIN_EXE_trustmap")).args(args))
 }
 
 /// The `trustmap.side_signal` events of `analyze` over `pcap`, with `extra` options.
@@ -189,9 +176,7 @@ fn each_signal_names_the_ca_the_client_asked_about() {
 
 #[test]
 fn the_inventory_lists_the_clients_under_each_ca() {
-    let dir = std::env::temp_dir().join(format!("trustmap-side-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = testkit::TempDir::new("side-signals");
     let db = dir.join("inv.db");
     // A removal of the issuing CA, dated before the capture.
     let pem = std::fs::read(input("pcaps/cases/side-pki/int.pem")).unwrap();
@@ -275,7 +260,6 @@ fn the_inventory_lists_the_clients_under_each_ca() {
         "--format".into(),
         "json".into(),
     ]);
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(json, direct, "merge keeps the side-signal clients");
     let inv: Value = serde_json::from_slice(&json).unwrap();
     let clients = |cn: &str| -> BTreeSet<(String, String, u64)> {

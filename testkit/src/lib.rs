@@ -13,6 +13,19 @@ pub mod tmp;
 pub use rng::Rng;
 pub use tmp::TempDir;
 
+/// Runs `cmd`, which must succeed (its stderr in the failure message); returns its stdout.
+pub fn run_ok(cmd: &mut std::process::Command) -> Vec<u8> {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Fails with the first differing line, not two walls of text (NDJSON, CSV, ...).
 pub fn assert_same(what: &str, got: &[u8], want: &[u8]) {
     if got == want {
