@@ -130,7 +130,8 @@ pub fn parse_request(buf: &[u8], server: (std::net::IpAddr, u16)) -> Parsed {
                 .and_then(|v| v.parse::<usize>().ok());
         }
     }
-    let url = url_of(host, target, server);
+    // Built only for a request that is a signal.
+    let url = || url_of(host, target, server);
     let (path, _query) = split_query(target);
     if method == "POST" {
         let ocsp = ctype.is_some_and(|c| starts_with_ignore_case(c, b"application/ocsp-request"));
@@ -148,38 +149,45 @@ pub fn parse_request(buf: &[u8], server: (std::net::IpAddr, u16)) -> Parsed {
             Some(cert_ids) => Parsed::Signal {
                 kind: SignalKind::Ocsp,
                 method,
-                url,
+                url: url(),
                 cert_ids,
             },
             None => Parsed::None,
         };
     }
-    if let Some(cert_ids) = ocsp_get(path) {
-        return Parsed::Signal {
-            kind: SignalKind::Ocsp,
-            method,
-            url,
-            cert_ids,
-        };
-    }
-    let lower = path.to_ascii_lowercase();
-    let kind = if lower.ends_with(b".crl") {
-        SignalKind::Crl
+    // A file name first (cheap; base64 holds no '.', so an OCSP GET never looks like one).
+    let ends = |ext: &[u8]| {
+        path.len()
+            .checked_sub(ext.len())
+            .and_then(|at| path.get(at..))
+            .is_some_and(|tail| tail.eq_ignore_ascii_case(ext))
+    };
+    let (kind, cert_ids) = if ends(b".crl") {
+        (SignalKind::Crl, Vec::new())
     } else if [&b".crt"[..], b".cer", b".p7c", b".der"]
         .iter()
-        .any(|e| lower.ends_with(e))
+        .any(|e| ends(e))
     {
-        SignalKind::Aia
+        (SignalKind::Aia, Vec::new())
+    } else if let Some(ids) = ocsp_get(path) {
+        (SignalKind::Ocsp, ids)
     } else {
         return Parsed::None;
     };
     Parsed::Signal {
         kind,
         method,
-        url,
-        cert_ids: Vec::new(),
+        url: url(),
+        cert_ids,
     }
 }
+
+/// Standard base64, padded or not (clients differ).
+const OCSP_BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
 
 /// An OCSP GET carries `url-encoding(base64(DER))` after some `/` of the path (the responder's
 /// own path may have segments, and the base64 itself may hold unencoded `/`).
@@ -198,12 +206,7 @@ fn ocsp_get(path: &[u8]) -> Option<Vec<CertId>> {
         let Some(text) = percent_decode(tail) else {
             continue;
         };
-        let engine = base64::engine::general_purpose::GeneralPurpose::new(
-            &base64::alphabet::STANDARD,
-            base64::engine::GeneralPurposeConfig::new()
-                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-        );
-        if let Ok(der) = engine.decode(&text) {
+        if let Ok(der) = OCSP_BASE64.decode(&text) {
             if let Some(ids) = ocsp_cert_ids(&der) {
                 return Some(ids);
             }
