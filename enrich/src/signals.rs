@@ -222,7 +222,6 @@ fn normalize_url(u: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use analyzer::sidesignal::SideSignal;
 
     /// The side-signals capture's issuing CA (pcaps/cases/side-pki).
     fn issuing_ca() -> Arc<CertInfo> {
