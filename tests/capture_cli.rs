@@ -168,7 +168,7 @@ fn live_capture_equals_offline() {
     // The analyzer's counters reach the stats events: every handshake of the estate capture, and
     // each anomaly kind by name (none in this clean capture).
     let st = &last["trustmap"]["stats"];
-    assert_eq!(st["handshakes"], 10, "{st}");
+    assert_eq!(st["handshakes"], 13, "{st}");
     for kind in ["bad_record_header", "malformed_message", "stream_gap"] {
         assert_eq!(st["anomalies"][kind], 0, "{kind}: {st}");
     }

@@ -2,8 +2,9 @@
 //! stacks in a network namespace): an internal root rotated from OLD (Corp Root CA G1) to NEW
 //! (G2), servers migrated and not, one that sends the root and one that does not, clients trusting
 //! both / only NEW (fails with unknown_ca) / only OLD, an mTLS partner, a self-signed SHA-1
-//! appliance, a TLS 1.3 server. pcaps/cases/estate-rules.toml removes OLD 14 days before the
-//! capture.
+//! appliance, a TLS 1.3 server under NEW, and one under OLD (ledger) that old clients reach over
+//! TLS 1.2 and whose TLS 1.3 secrets are in estate.keys. pcaps/cases/estate-rules.toml removes OLD
+//! 14 days before the capture.
 //!
 //! Everything expected is read from estate.expected.json (written by the generator from what each
 //! stack was configured with), not from trustmap's own output.
@@ -49,6 +50,11 @@ fn stdout(o: &Output) -> String {
 
 /// Runs `analyze` over the estate with its rules and both corp roots as anchors.
 fn analyze(db: &Path, as_of: Option<&str>) -> Vec<Value> {
+    analyze_keys(db, as_of, false)
+}
+
+/// `analyze`, with the clients' key log (estate.keys) when `keys`.
+fn analyze_keys(db: &Path, as_of: Option<&str>, keys: bool) -> Vec<Value> {
     let dbs = db.to_string_lossy().into_owned();
     let mut args = vec![
         "analyze",
@@ -69,6 +75,9 @@ fn analyze(db: &Path, as_of: Option<&str>) -> Vec<Value> {
     if let Some(t) = as_of {
         args.push("--as-of");
         args.push(t);
+    }
+    if keys {
+        args.extend(["--keylog", "pcaps/cases/estate.keys"]);
     }
     args.push("pcaps/cases/estate.pcap");
     stdout(&trustmap(&args))
@@ -150,11 +159,104 @@ fn chains_to_old(exp: &Value, server_ip: &str) -> bool {
         .is_some_and(|s| s["chains_to"] == "old")
 }
 
+/// Whether trustmap sees the handshake's chain: in the clear, or with the key log when `keys`.
+fn visible(h: &Value, keys: bool) -> bool {
+    h["chain_visible"] == true || (keys && h["keylog"] == true)
+}
+
 #[test]
 fn estate_findings_after_removal() {
-    let exp = expected();
     let d = testkit::TempDir::new("estate-after");
-    let events = analyze(&d.join("inv.db"), None);
+    let events = findings_after_removal(&d.join("inv.db"), false);
+    // ledger's TLS 1.3 handshakes come before its TLS 1.2 sighting: without keys they raise
+    // nothing, not even an inferred finding (the inventory attributes them, see below).
+    assert!(
+        !events
+            .iter()
+            .any(|v| v["trustmap"]["finding"]["evidence"] == "inferred"),
+        "no inferred finding"
+    );
+}
+
+/// The same capture with the clients' key log: ledger's TLS 1.3 handshakes show its chain under
+/// OLD, a residual use and stale trust from the client that trusts both roots, and the outage of
+/// the NEW-only client, whose unknown_ca alert was encrypted.
+#[test]
+fn estate_findings_with_the_key_log() {
+    let exp = expected();
+    let d = testkit::TempDir::new("estate-keys");
+    let db = d.join("inv.db");
+    let events = findings_after_removal(&db, true);
+    let keyed: Vec<&Value> = exp["handshakes"]
+        .as_array()
+        .expect("handshakes")
+        .iter()
+        .filter(|h| h["keylog"] == true)
+        .collect();
+    assert_eq!(keyed.len(), 2, "two keyed TLS 1.3 handshakes with ledger");
+    for h in keyed {
+        let cip = h["client"]["ip"].as_str().expect("cip");
+        let sip = h["server"]["ip"].as_str().expect("sip");
+        assert!(chains_to_old(&exp, sip));
+        let mine: Vec<&Value> = events
+            .iter()
+            .filter(|v| v["source"]["ip"] == cip && v["destination"]["ip"] == sip)
+            .collect();
+        assert!(mine.len() >= 3, "a tls event and two findings: {mine:?}");
+        for v in mine {
+            assert_eq!(v["trustmap"]["chain_source"], "keylog", "{v}");
+        }
+    }
+    // The inventory knows ledger's chain from the key log and from the TLS 1.2 sighting, and
+    // reads the NEW-only client's encrypted alert as a refusal.
+    let ep = inventory_endpoint(&db, &exp["roots"]["old"]["sha256"], "127.0.1.8");
+    assert_eq!(ep["evidence"], serde_json::json!(["keylog", "observed"]));
+    let outcomes = client_outcomes(&ep);
+    let ip = |k: &str| exp["clients"][k]["ip"].as_str().expect("ip").to_string();
+    assert_eq!(outcomes[&ip("both")], "accepted");
+    assert_eq!(outcomes[&ip("new-only")], "rejected");
+    assert_eq!(outcomes[&ip("old-only")], "accepted");
+}
+
+/// One endpoint of one CA in `inventory --format json`.
+fn inventory_endpoint(db: &Path, ca_sha: &Value, ip: &str) -> Value {
+    let inv: Value = serde_json::from_str(&stdout(&trustmap(&[
+        "inventory",
+        "--db",
+        &db.to_string_lossy(),
+        "--format",
+        "json",
+    ])))
+    .expect("inventory json");
+    inv.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| &e["ca"]["sha256"] == ca_sha)
+        .flat_map(|e| e["endpoints"].as_array().cloned().unwrap_or_default())
+        .find(|p| p["ip"] == ip)
+        .unwrap_or_else(|| panic!("{ip} under {ca_sha}"))
+}
+
+/// An inventory endpoint's clients: ip -> outcome.
+fn client_outcomes(ep: &Value) -> BTreeMap<String, String> {
+    ep["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .map(|c| {
+            (
+                c["ip"].as_str().unwrap_or("").to_string(),
+                c["outcome"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Analyzes the estate after the removal (with the key log when `keys`) and checks every
+/// handshake's event and the removal findings against what each stack was configured with.
+fn findings_after_removal(db: &Path, keys: bool) -> Vec<Value> {
+    let exp = expected();
+    let events = analyze_keys(db, None, keys);
 
     // Every handshake of the capture is reported, with the anchor found even when the root is
     // not sent.
@@ -176,7 +278,7 @@ fn estate_findings_after_removal() {
             .unwrap_or_else(|| panic!("no event for {cip} -> {sip}"));
         let s = &srv[sip];
         match s["chains_to"].as_str() {
-            Some("old") | Some("new") if h["chain_visible"] == true => assert_eq!(
+            Some("old") | Some("new") if visible(h, keys) => assert_eq!(
                 ev["trustmap"]["anchor"]["sha256"], s["root_sha256"],
                 "anchor of {sip} (sends root: {})",
                 s["sends_root"]
@@ -186,9 +288,13 @@ fn estate_findings_after_removal() {
                 "no anchor for {sip}: {ev}"
             ),
         }
-        if h["chain_visible"] == false {
-            assert_eq!(ev["trustmap"]["chain_visible"], false);
-        }
+        assert_eq!(ev["trustmap"]["chain_visible"], visible(h, keys), "{ev}");
+        let source = match (visible(h, keys), h["chain_visible"] == true) {
+            (false, _) => Value::Null,
+            (true, true) => "handshake".into(),
+            (true, false) => "keylog".into(),
+        };
+        assert_eq!(ev["trustmap"]["chain_source"], source, "{ev}");
     }
 
     // Expected ca_removal findings, from the configured trust of each client and each server's
@@ -200,7 +306,7 @@ fn estate_findings_after_removal() {
             h["client"]["ip"].as_str().expect("cip").to_string(),
             h["server"]["ip"].as_str().expect("sip").to_string(),
         );
-        if !chains_to_old(&exp, &sip) {
+        if !chains_to_old(&exp, &sip) || !visible(h, keys) {
             continue;
         }
         let mut add = |code: &str| {
@@ -217,11 +323,12 @@ fn estate_findings_after_removal() {
     }
     let got = removal_findings(&events);
     assert_eq!(got, want, "ca_removal findings");
-    assert_eq!(
-        want.values().sum::<usize>(),
-        10,
-        "5 residual, 3 stale, 2 failures"
-    );
+    let (total, what) = if keys {
+        (16, "8 residual, 5 stale, 3 failures")
+    } else {
+        (12, "6 residual, 4 stale, 2 failures")
+    };
+    assert_eq!(want.values().sum::<usize>(), total, "{what}");
 
     // Failures carry the alert evidence.
     for v in events.iter().filter(|v| {
@@ -266,6 +373,7 @@ fn estate_findings_after_removal() {
             .count();
         assert_eq!(n, 0, "findings on migrated {}", s["name"]);
     }
+    events
 }
 
 #[test]
@@ -347,7 +455,7 @@ fn estate_inventory_and_removal_status() {
             .collect();
         let want: BTreeSet<String> = srv
             .values()
-            .filter(|s| s["chains_to"] == tag && s["version"] != "1.3")
+            .filter(|s| s["chains_to"] == tag && (s["version"] != "1.3" || s["also_tls12"] == true))
             .map(|s| format!("{}:{}", s["ip"].as_str().unwrap_or(""), s["port"]))
             .collect();
         assert_eq!(eps, want, "endpoints depending on the {tag} root");
@@ -360,22 +468,23 @@ fn estate_inventory_and_removal_status() {
         .iter()
         .find(|p| p["server_names"][0] == "billing.corp.example")
         .expect("billing");
-    let outcomes: BTreeMap<String, String> = billing["clients"]
-        .as_array()
-        .expect("clients")
-        .iter()
-        .map(|c| {
-            (
-                c["ip"].as_str().unwrap_or("").to_string(),
-                c["outcome"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
+    let outcomes = client_outcomes(billing);
     let cl = &exp["clients"];
     let ip = |k: &str| cl[k]["ip"].as_str().expect("client ip").to_string();
     assert_eq!(outcomes[&ip("both")], "accepted");
     assert_eq!(outcomes[&ip("old-only")], "accepted");
     assert_eq!(outcomes[&ip("new-only")], "rejected");
+    // Inference: ledger's TLS 1.3 handshakes (no keys here) are attributed to the chain of its
+    // TLS 1.2 sighting, later in the capture; their outcome is unknown (the alert is encrypted).
+    let ledger = inventory_endpoint(&db, &exp["roots"]["old"]["sha256"], "127.0.1.8");
+    assert_eq!(
+        ledger["evidence"],
+        serde_json::json!(["inferred", "observed"])
+    );
+    let outcomes = client_outcomes(&ledger);
+    assert_eq!(outcomes[&ip("both")], "unknown");
+    assert_eq!(outcomes[&ip("new-only")], "unknown");
+    assert_eq!(outcomes[&ip("old-only")], "accepted");
     // The mTLS partner's CertificateRequest names OLD: client_auth_trusted_by.
     let partner = srv
         .values()
@@ -418,8 +527,9 @@ fn estate_inventory_and_removal_status() {
     let csv = stdout(&trustmap(&["inventory", "--db", &dbs, "--format", "csv"]));
     assert!(csv.lines().count() > 5);
 
-    // Removal status, JSON: two endpoints and three clients left, five residual handshakes,
-    // three accepted (stale trust), two failures; the whole plan is past.
+    // Removal status, JSON: three endpoints and three clients left, eight residual handshakes
+    // (two of them ledger's TLS 1.3 ones, inferred, with an unknown outcome), four accepted
+    // (stale trust), two failures; the whole plan is past.
     let status = |as_of: &str, format: &str| {
         stdout(&trustmap(&[
             "removal",
@@ -438,24 +548,26 @@ fn estate_inventory_and_removal_status() {
     let st: Value =
         serde_json::from_str(&status("2026-11-26T00:00:00Z", "json")).expect("status json");
     assert_eq!(st["phase"], "removed");
-    assert_eq!(st["dependencies"]["endpoints_left"], 2);
+    assert_eq!(st["dependencies"]["endpoints_left"], 3);
     assert_eq!(st["dependencies"]["clients_left"], 3);
     assert_eq!(st["dependencies"]["complete"], false);
-    assert_eq!(st["residual"]["handshakes"], 5);
-    assert_eq!(st["residual"]["accepted"], 3);
+    assert_eq!(st["residual"]["handshakes"], 8);
+    assert_eq!(st["residual"]["accepted"], 4);
     assert_eq!(st["residual"]["failures"], 2);
+    assert_eq!(st["residual"]["unknown"], 2);
     assert_eq!(st["burndown"].as_array().map(Vec::len), Some(1));
     let plan = st["plan"].as_array().expect("plan");
     assert_eq!(plan.len(), 6);
     assert!(plan.iter().all(|p| p["status"] == "past"));
     // Table form.
-    let tt = status("2026-10-20T00:00:00Z", "table");
+    let tt = status("2026-10-30T00:00:00Z", "table");
     assert!(
-        tt.contains("Dependencies left: 2 endpoints, 3 clients"),
+        tt.contains("Dependencies left: 3 endpoints, 3 clients"),
         "{tt}"
     );
     assert!(tt.contains("phase transition"), "{tt}");
-    // T-14 (2026-10-28) is still ahead on 2026-10-20, T-30 (2026-10-12) is past.
+    // The removal is 2026-11-21: T-14 (2026-11-07) is still ahead on 2026-10-30, T-30
+    // (2026-10-22) is past.
     let line = |step: &str| {
         tt.lines()
             .find(|l| l.starts_with(step))

@@ -24,7 +24,15 @@ SERVERS = {
     "printer": ("127.0.1.6", "printer.corp.example", "printer.pem", "printer.key", "self-signed", "1.0",
                 ["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"]),
     "portal": ("127.0.1.7", "portal.corp.example", "portal-chain.pem", "portal.key", "new", "1.3", []),
+    # TLS 1.3 for current clients and 1.2 for old ones, still under OLD: a key log, a probe or the
+    # TLS 1.2 sighting is the only way to see its chain
+    "ledger": ("127.0.1.8", "ledger.corp.example", "ledger-chain.pem", "ledger.key", "old", "1.3", []),
 }
+# servers that also accept TLS 1.2; clients' protocol when it is not the server's version
+BOTH_12_13 = {"ledger"}
+CLIENT_VERSION = {("old-only", "ledger"): "1.2"}
+# handshakes whose secrets the clients write to estate.keys (s_client -keylogfile)
+KEYLOGGED = {("both", "ledger"), ("new-only", "ledger")}
 CLIENTS = {"both": ("127.0.2.1", "trust-both.pem"), "new-only": ("127.0.2.2", "trust-new.pem"),
            "old-only": ("127.0.2.3", "trust-old.pem")}
 # (client, server, outcome, alert)
@@ -39,6 +47,9 @@ PLAN = [
     ("both", "partner", "accepted", None),         # mTLS: CertificateRequest names the OLD root; client chain
     ("both", "printer", "accepted", None),         # appliance, TLS 1.0, SHA-1 self-signed (pinned by client)
     ("both", "portal", "accepted", None),          # TLS 1.3: chain not visible
+    ("both", "ledger", "accepted", None),          # TLS 1.3 under OLD, keys in estate.keys: residual use
+    ("new-only", "ledger", "rejected", 48),        # ... its encrypted unknown_ca: an outage of the removal
+    ("old-only", "ledger", "accepted", None),      # TLS 1.2 sighting of the same endpoint, after them
 ]
 
 
@@ -46,9 +57,12 @@ def main():
     counts = {}
     for _, srv, _, _ in PLAN:
         counts[srv] = counts.get(srv, 0) + 1
+    keys = os.path.join(CASES, "estate.keys")
+    if os.path.exists(keys):
+        os.remove(keys)
     procs = {}
     for name, (ip, sni, chain, key, _, ver, extra) in SERVERS.items():
-        vargs = {"1.2": ["-tls1_2"], "1.3": ["-tls1_3"], "1.0": []}[ver]
+        vargs = [] if name in BOTH_12_13 else {"1.2": ["-tls1_2"], "1.3": ["-tls1_3"], "1.0": []}[ver]
         procs[name] = s_server(ip, 443, ep(chain), ep(key), *vargs, *extra, naccept=counts[name])
     hss, port = [], 41000
     t0 = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
@@ -56,6 +70,7 @@ def main():
         port += 1
         cip, trust = CLIENTS[cname]
         ip, sni, chain, key, to, ver, extra = SERVERS[sname]
+        ver = CLIENT_VERSION.get((cname, sname), ver)
         args = ["-CAfile", ep(trust), "-verify_return_error"]
         client_chain = None
         if sname == "printer":
@@ -69,10 +84,16 @@ def main():
         if sname == "partner":
             args += ["-cert", ep("gateway.pem"), "-key", ep("gateway.key"), "-cert_chain", ep("old-int.pem")]
             client_chain = fps(ep("gateway-chain.pem"))
+        keylogged = (cname, sname) in KEYLOGGED
+        if keylogged:
+            args += ["-keylogfile", keys]
         s_client(ip, 443, (cip, port), *args, servername=sni,
                  check=b"HTTP/1.0 200 ok" if outcome == "accepted" else None)
-        hss.append(dict(hs((cip, port), (ip, 443), fps(ep(chain)), sni, ver, outcome=outcome, alert=alert,
-                           client_chain=client_chain), client_trusts=cname, server_name=sname))
+        h = dict(hs((cip, port), (ip, 443), fps(ep(chain)), sni, ver, outcome=outcome, alert=alert,
+                    client_chain=client_chain), client_trusts=cname, server_name=sname)
+        if keylogged:
+            h["keylog"] = True    # chain_visible stays what trustmap sees WITHOUT estate.keys
+        hss.append(h)
     for pr in procs.values():
         pr.wait(10)
     servers = []
@@ -82,6 +103,8 @@ def main():
              "root_sha256": {"old": OLD, "new": NEW}.get(to, ch[-1]),
              "sends_root": (to == "self-signed") or ch[-1] in (OLD, NEW), "version": ver, "chain": ch,
              "chain_visible": ver != "1.3"}
+        if name in BOTH_12_13:
+            s["also_tls12"] = True
         if name == "partner":
             s["certificate_request_ca_names"] = [ROOT_SUBJ["old"]]
             s["client_auth_trusts"] = "old"
@@ -96,7 +119,7 @@ def main():
            "intermediates": {"old": fps(ep("old-int.pem"))[0], "new": fps(ep("new-int.pem"))[0]},
            "clients": {k: {"ip": v[0], "trusts": {"both": ["old", "new"], "new-only": ["new"],
                                                    "old-only": ["old"]}[k]} for k, v in CLIENTS.items()},
-           "rules": "estate-rules.toml", "removal_id": "corp-root-g1-retirement",
+           "rules": "estate-rules.toml", "keylog": "estate.keys", "removal_id": "corp-root-g1-retirement",
            "servers": servers, "handshakes": hss}
     with open(os.path.join(CASES, "estate.expected.json"), "w") as f:
         json.dump(doc, f, indent=2)

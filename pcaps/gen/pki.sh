@@ -83,6 +83,8 @@ estate)
   leaf intranet "/O=Corp Example/CN=intranet.corp.example" new-int serverAuth "subjectAltName=DNS:intranet.corp.example"
   leaf portal "/O=Corp Example/CN=portal.corp.example" new-int serverAuth "subjectAltName=DNS:portal.corp.example"
   leaf partner "/O=Partner Example/CN=partner.example" new-int serverAuth "subjectAltName=DNS:partner.example"
+  # TLS 1.3 (and 1.2 for old clients) under OLD: hidden without keys, shown by a key log or a probe
+  leaf ledger "/O=Corp Example/CN=ledger.corp.example" old-int serverAuth "subjectAltName=DNS:ledger.corp.example"
   leaf gateway "/O=Corp Example/CN=gateway.corp.example" old-int clientAuth "subjectAltName=DNS:gateway.corp.example"
   # appliance: self-signed, SHA-1, 10 years (3650 days), RSA 2048
   openssl req -x509 -newkey rsa:2048 -nodes -keyout printer.key -out printer.pem -sha1 -days 3650 \
@@ -94,6 +96,7 @@ estate)
   cat intranet.pem new-int.pem new-root.pem > intranet-chain.pem  # migrated, sends the root
   cat portal.pem new-int.pem > portal-chain.pem
   cat partner.pem new-int.pem > partner-chain.pem
+  cat ledger.pem old-int.pem > ledger-chain.pem
   cat gateway.pem old-int.pem > gateway-chain.pem
   cat old-root.pem new-root.pem > trust-both.pem
   cp new-root.pem trust-new.pem; cp old-root.pem trust-old.pem
