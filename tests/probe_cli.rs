@@ -370,7 +370,7 @@ fn probe_shows_the_estate_ledger_under_the_removed_root() {
     std::thread::sleep(Duration::from_millis(800));
     let os = std::ffi::OsStr::new;
     let run = |extra: &[&str], events: &Path| {
-        let mut args: Vec<&std::ffi::OsStr> = extra.iter().map(|a| os(*a)).collect();
+        let mut args: Vec<&std::ffi::OsStr> = extra.iter().copied().map(os).collect();
         args.extend([os("--db"), os(db_s), os("--rules"), os(rules)]);
         args.extend([os("--anchors"), os(old), os("--anchors"), os(new)]);
         args.extend([os("--timeout"), os("3")]);
