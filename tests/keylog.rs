@@ -307,8 +307,8 @@ fn key_exchange_group_without_keys() {
 
 /// QUIC from a real stack (aioquic, `pcaps/gen/quic.py`): the Initial packets give SNI, ALPN,
 /// version and JA4 (`q`) without keys; with the key log, the Handshake packets give the server's
-/// chain: QUIC v1 with a ClientHello over two Initial packets, QUIC v2, and a connection that
-/// a Retry restarted. Every chain is the one the generator's server sent
+/// chain: QUIC v1 with a ClientHello over two Initial packets, QUIC v2, mTLS (the client's chain
+/// from the client's Handshake packets), and a connection that a Retry restarted. Every chain is the one the generator's server sent
 /// (`quic-keylog.expected.json`), and matches tshark's where tshark decrypts (tshark 4.0 does not
 /// follow the Retry). Without the key log no chain is reported.
 #[test]
@@ -356,6 +356,17 @@ fn quic_initial_without_keys_and_handshake_with_the_key_log() {
                 assert_eq!(e["trustmap"]["outcome"]["result"], "accepted");
             } else {
                 assert!(chain.is_empty(), "{port:?}");
+            }
+            // mTLS: the client's chain, from its own Handshake packets.
+            let client_chain = hashes(&e["tls"]["client"]["chain"]);
+            match h["client_chain"].as_array() {
+                Some(c) if visible => {
+                    let want_chain: Vec<&str> = c.iter().filter_map(Value::as_str).collect();
+                    assert_eq!(client_chain, want_chain, "{port:?}");
+                }
+                _ => assert!(client_chain.is_empty(), "{port:?}"),
+            }
+            if !visible {
                 assert_eq!(e["trustmap"]["chain_source"], Value::Null);
             }
         }
@@ -364,12 +375,18 @@ fn quic_initial_without_keys_and_handshake_with_the_key_log() {
     let events = run(true);
     let oracle =
         std::fs::read_to_string(case("expected-tshark/quic-keylog.tshark.jsonl")).expect("oracle");
-    let mut n = 0;
+    let (mut servers, mut clients) = (0, 0);
     for line in oracle.lines() {
         let m: Value = serde_json::from_str(line).expect("oracle JSON");
+        let from_server = m["direction"] == "server->client";
+        let client_port = if from_server {
+            &m["dport"]
+        } else {
+            &m["sport"]
+        };
         let e = events
             .iter()
-            .find(|e| e["source"]["port"] == m["dport"])
+            .find(|e| &e["source"]["port"] == client_port)
             .expect("event for the oracle's connection");
         let want: Vec<String> = m["sha256"]
             .as_array()
@@ -377,10 +394,23 @@ fn quic_initial_without_keys_and_handshake_with_the_key_log() {
             .flatten()
             .map(|v| v.as_str().unwrap_or("").to_string())
             .collect();
-        assert_eq!(hashes(&e["tls"]["server"]["chain"]), want);
-        n += 1;
+        let side = if from_server { "server" } else { "client" };
+        assert_eq!(
+            hashes(&e["tls"][side]["chain"]),
+            want,
+            "{side} {client_port}"
+        );
+        *(if from_server {
+            &mut servers
+        } else {
+            &mut clients
+        }) += 1;
     }
-    assert_eq!(n, 2, "tshark decrypts the v1 and v2 connections");
+    assert_eq!(
+        (servers, clients),
+        (3, 1),
+        "tshark decrypts the v1, v2 and mTLS connections, and the mTLS client's chain"
+    );
 }
 
 /// `inventory --format json`: each endpoint says how its chains were known. The key-log

@@ -6,6 +6,8 @@ pcaps/cases/quic-keylog.keys (aioquic's secrets_log_file, the NSS format).
 Connections (servers on 127.0.1.4x:443, clients bound to 127.0.2.40:4004x):
   - QUIC v1, a ClientHello large enough (many ALPN values) to span two Initial packets;
   - QUIC v2 (RFC 9369);
+  - mTLS: the server asks for a client certificate, the client sends its chain (both in Handshake
+    packets);
   - a server that sends a Retry first (the Initial keys change with the new connection ID);
   - one QUIC v1 connection whose secrets are not in the key log.
 """
@@ -13,6 +15,7 @@ import asyncio
 import os
 import sys
 
+from aioquic import tls
 from aioquic.asyncio import connect, serve
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.packet import QuicProtocolVersion
@@ -21,13 +24,33 @@ from common import p, fps, hs, write_expected
 
 SNI = "server.test.example"
 SRV_CHAIN = fps(p("server-chain.pem"))
+CLI_CHAIN = fps(p("client-chain.pem"))
 KEYS = os.path.join(os.path.dirname(p("root.pem")), "..", "quic-keylog.keys")
 ALPN = ["hq-interop"]
 # 60 long ALPN names push the ClientHello past one Initial packet.
 MANY_ALPN = ["hq-interop"] + ["x-trustmap-padding-protocol-%02d" % i for i in range(60)]
 
 
-async def one(srv, port, version=QuicProtocolVersion.VERSION_1, alpn=ALPN, keylog=True, retry=False):
+class RequestClientCertificate:
+    """aioquic's servers send a CertificateRequest only when the TLS context's
+    `_request_client_certificate` is set (aioquic's own tests set it the same way): while this is
+    active, every server-side context gets it."""
+
+    def __enter__(self):
+        self.init = tls.Context.__init__
+
+        def init(ctx, *a, **kw):
+            self.init(ctx, *a, **kw)
+            if not ctx._is_client:
+                ctx._request_client_certificate = True
+        tls.Context.__init__ = init
+
+    def __exit__(self, *exc):
+        tls.Context.__init__ = self.init
+
+
+async def one(srv, port, version=QuicProtocolVersion.VERSION_1, alpn=ALPN, keylog=True, retry=False,
+              mtls=False):
     scfg = QuicConfiguration(is_client=False, alpn_protocols=ALPN, supported_versions=[version])
     scfg.load_cert_chain(p("server-chain.pem"), p("server.key"))
     if keylog and retry:
@@ -38,10 +61,17 @@ async def one(srv, port, version=QuicProtocolVersion.VERSION_1, alpn=ALPN, keylo
     ccfg = QuicConfiguration(is_client=True, alpn_protocols=alpn, server_name=SNI,
                              supported_versions=[version])
     ccfg.load_verify_locations(p("root.pem"))
+    if mtls:
+        ccfg.load_cert_chain(p("client-chain.pem"), p("client.key"))
     if keylog and not retry:
         ccfg.secrets_log_file = open(KEYS, "a")
-    async with connect(srv, 443, configuration=ccfg, local_port=port) as c:
-        await c.ping()
+    if mtls:
+        with RequestClientCertificate():
+            async with connect(srv, 443, configuration=ccfg, local_port=port) as c:
+                await c.ping()
+    else:
+        async with connect(srv, 443, configuration=ccfg, local_port=port) as c:
+            await c.ping()
     for cfg in (ccfg, scfg):
         if cfg.secrets_log_file is not None:
             cfg.secrets_log_file.close()
@@ -62,6 +92,9 @@ async def main():
     await one("127.0.1.41", 40041, version=QuicProtocolVersion.VERSION_2)
     out.append(hs((cli, 40041), ("127.0.1.41", 443), SRV_CHAIN, SNI, "1.3", chain_visible=True,
                   note="QUIC v2 (RFC 9369)"))
+    await one("127.0.1.42", 40042, mtls=True)
+    out.append(hs((cli, 40042), ("127.0.1.42", 443), SRV_CHAIN, SNI, "1.3", chain_visible=True,
+                  client_chain=CLI_CHAIN, note="mTLS: the client's chain in its Handshake packets"))
     await one("127.0.1.43", 40043, retry=True)
     out.append(hs((cli, 40043), ("127.0.1.43", 443), SRV_CHAIN, SNI, "1.3", chain_visible=True,
                   note="the server sends a Retry first"))
