@@ -283,6 +283,35 @@ fn pcapng_decryption_secrets_block_is_a_key_log() {
     }
 }
 
+/// The signature schemes a client offers (`tls.client.signature_algorithms`), named as IANA
+/// does, in the ClientHello's order: Chrome's, as tshark reads them
+/// (`tshark -T fields -e tls.handshake.sig_hash_alg`: 0x0403,0x0804,0x0401,0x0503,0x0805,0x0501,
+/// 0x0806,0x0601).
+#[test]
+fn client_signature_schemes_are_named() {
+    let zeek = Path::new(env!("CARGO_MANIFEST_DIR")).join("pcaps/zeek");
+    let out = analyze_raw(&[], &zeek.join("chrome-1250-tls-x25519-kyber.pcap"));
+    let tls: Vec<Value> = String::from_utf8_lossy(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
+        .filter(|e| e["event"]["dataset"] == "trustmap.tls")
+        .collect();
+    assert_eq!(tls.len(), 1);
+    assert_eq!(
+        tls[0]["tls"]["client"]["signature_algorithms"],
+        serde_json::json!([
+            "ecdsa_secp256r1_sha256",
+            "rsa_pss_rsae_sha256",
+            "rsa_pkcs1_sha256",
+            "ecdsa_secp384r1_sha384",
+            "rsa_pss_rsae_sha384",
+            "rsa_pkcs1_sha384",
+            "rsa_pss_rsae_sha512",
+            "rsa_pkcs1_sha512"
+        ])
+    );
+}
+
 /// The negotiated key-exchange group (ECS `tls.curve`) is read without keys: from the TLS 1.3
 /// ServerHello's key_share (also after a HelloRetryRequest), from a TLS 1.2 ServerKeyExchange,
 /// and a post-quantum hybrid is named (tshark reads the same groups from these captures).

@@ -104,6 +104,44 @@ pub fn group_is_post_quantum(id: u16) -> bool {
     matches!(id, 512..=514 | 0x11eb..=0x11ed | 0x6399 | 0x639a)
 }
 
+/// TLS SignatureScheme names as the IANA registry spells them (RFC 8446 §4.2.3, RFC 8734, the
+/// ML-DSA draft's mldsa44/65/87, and TLS 1.2's hash/signature pairs); the hex code when unknown.
+pub fn sig_scheme_name(id: u16) -> Cow<'static, str> {
+    let name = match id {
+        0x0201 => "rsa_pkcs1_sha1",
+        0x0202 => "dsa_sha1",
+        0x0203 => "ecdsa_sha1",
+        0x0301 => "rsa_pkcs1_sha224",
+        0x0302 => "dsa_sha224",
+        0x0303 => "ecdsa_sha224",
+        0x0401 => "rsa_pkcs1_sha256",
+        0x0402 => "dsa_sha256",
+        0x0403 => "ecdsa_secp256r1_sha256",
+        0x0501 => "rsa_pkcs1_sha384",
+        0x0502 => "dsa_sha384",
+        0x0503 => "ecdsa_secp384r1_sha384",
+        0x0601 => "rsa_pkcs1_sha512",
+        0x0602 => "dsa_sha512",
+        0x0603 => "ecdsa_secp521r1_sha512",
+        0x0804 => "rsa_pss_rsae_sha256",
+        0x0805 => "rsa_pss_rsae_sha384",
+        0x0806 => "rsa_pss_rsae_sha512",
+        0x0807 => "ed25519",
+        0x0808 => "ed448",
+        0x0809 => "rsa_pss_pss_sha256",
+        0x080a => "rsa_pss_pss_sha384",
+        0x080b => "rsa_pss_pss_sha512",
+        0x081a => "ecdsa_brainpoolP256r1tls13_sha256",
+        0x081b => "ecdsa_brainpoolP384r1tls13_sha384",
+        0x081c => "ecdsa_brainpoolP512r1tls13_sha512",
+        0x0904 => "mldsa44",
+        0x0905 => "mldsa65",
+        0x0906 => "mldsa87",
+        _ => return format!("0x{id:04x}").into(),
+    };
+    Cow::Borrowed(name)
+}
+
 /// A signature scheme (TLS SignatureScheme) that resists a quantum computer: ML-DSA-44/65/87.
 pub fn sig_scheme_is_post_quantum(id: u16) -> bool {
     matches!(id, 0x0904..=0x0906)
@@ -127,5 +165,14 @@ mod tests {
         assert_eq!(group_name(29), "x25519");
         assert_eq!(group_name(0xabcd), "0xabcd");
         assert!(group_is_post_quantum(4588) && !group_is_post_quantum(29));
+    }
+
+    #[test]
+    fn sig_scheme_names_and_pq() {
+        assert_eq!(sig_scheme_name(0x0804), "rsa_pss_rsae_sha256");
+        assert_eq!(sig_scheme_name(0x0403), "ecdsa_secp256r1_sha256");
+        assert_eq!(sig_scheme_name(0x0905), "mldsa65");
+        assert_eq!(sig_scheme_name(0x0a0a), "0x0a0a");
+        assert!(sig_scheme_is_post_quantum(0x0904) && !sig_scheme_is_post_quantum(0x0807));
     }
 }

@@ -16,7 +16,8 @@ use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 use trust::chain::{AnchorRef, ChainIssue};
 
-use analyzer::names::{alert_name, cipher_name, group_name, version_name};
+use analyzer::names::{alert_name, cipher_name, group_name, sig_scheme_name, version_name};
+use analyzer::tls::handshake::is_grease;
 use rules::time::{rfc3339_ns, rfc3339_s};
 
 /// Lowercase hex of a SHA-256, serialised without an intermediate `String`.
@@ -195,6 +196,16 @@ impl Serialize for TlsSide<'_> {
         }
         if let Some(sni) = hello.and_then(|h| h.server_name.as_ref()) {
             m.serialize_entry("server_name", sni)?;
+        }
+        // The signature schemes the client offered (ClientHello signature_algorithms, GREASE
+        // left out): what its certificate verification can accept, e.g. ML-DSA.
+        if let Some(h) = hello.filter(|h| !h.offered_sig_schemes.is_empty()) {
+            let names = h
+                .offered_sig_schemes
+                .iter()
+                .filter(|v| !is_grease(**v))
+                .map(|v| sig_scheme_name(*v));
+            m.serialize_entry("signature_algorithms", &Seq(names))?;
         }
         if let Some(ci) = parsed {
             m.serialize_entry("subject", &ci.subject)?;
