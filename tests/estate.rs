@@ -526,6 +526,11 @@ fn estate_inventory_and_removal_status() {
     assert!(filtered.contains("Corp Root CA G2") && !filtered.contains("Corp Root CA G1"));
     let csv = stdout(&trustmap(&["inventory", "--db", &dbs, "--format", "csv"]));
     assert!(csv.lines().count() > 5);
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(",127.0.1.8,443,") && l.ends_with(",inferred;observed")),
+        "ledger's evidence in the CSV: {csv}"
+    );
 
     // Removal status, JSON: three endpoints and three clients left, eight residual handshakes
     // (two of them ledger's TLS 1.3 ones, inferred, with an unknown outcome), four accepted

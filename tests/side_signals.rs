@@ -256,11 +256,39 @@ fn the_inventory_lists_the_clients_under_each_ca() {
     let direct = trustmap(&[
         "inventory".into(),
         "--db".into(),
-        db.into(),
+        db.clone().into(),
         "--format".into(),
         "json".into(),
     ]);
     assert_eq!(json, direct, "merge keeps the side-signal clients");
+    // CSV: one row per side-signal client and CA, its evidence in the last column.
+    let csv = trustmap(&[
+        "inventory".into(),
+        "--db".into(),
+        db.clone().into(),
+        "--format".into(),
+        "csv".into(),
+    ]);
+    let csv = String::from_utf8_lossy(&csv);
+    let signal_rows: Vec<&str> = csv
+        .lines()
+        .filter(|l| l.ends_with(",ocsp") || l.ends_with(",aia"))
+        .collect();
+    let json_rows: usize = serde_json::from_slice::<Value>(&direct)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["side_signal_clients"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(json_rows > 0);
+    assert_eq!(signal_rows.len(), json_rows, "{csv}");
+    assert!(
+        signal_rows
+            .iter()
+            .any(|l| l.contains(",,,,,,,,,127.0.2.40,")),
+        "{csv}"
+    );
     let inv: Value = serde_json::from_slice(&json).unwrap();
     let clients = |cn: &str| -> BTreeSet<(String, String, u64)> {
         let e = inv

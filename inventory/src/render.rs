@@ -206,12 +206,14 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
-/// One row per CA x endpoint x client (empty client columns when an endpoint has none).
+/// One row per CA x endpoint x client (empty client columns when an endpoint has none), then one
+/// per client that named the CA through side signals (empty endpoint columns). `evidence` is how
+/// the endpoint's chains were known (`observed;keylog;...`), or the signal (`ocsp`, `aia`).
 pub fn render_csv(entries: &[CaEntry]) -> String {
     let mut out = String::from(
         "ca_sha256,ca_subject,ca_role,ca_stores,ca_removals,endpoint_ip,endpoint_port,server_names,\
 segments,endpoint_first_seen,endpoint_last_seen,handshakes,chain_visible,client_ip,\
-client_first_seen,client_last_seen,client_outcome,accepted,rejected,unknown,resumed\n",
+client_first_seen,client_last_seen,client_outcome,accepted,rejected,unknown,resumed,evidence\n",
     );
     for e in entries {
         let ca = [
@@ -234,13 +236,14 @@ client_first_seen,client_last_seen,client_outcome,accepted,rejected,unknown,resu
                 ep.chain_visible.to_string(),
             ]
             .join(",");
+            let evidence = csv_field(&ep.evidence.join(";"));
             if ep.clients.is_empty() {
-                let _ = writeln!(out, "{ca},{epc},,,,,,,,");
+                let _ = writeln!(out, "{ca},{epc},,,,,,,,,{evidence}");
             }
             for c in &ep.clients {
                 let _ = writeln!(
                     out,
-                    "{ca},{epc},{},{},{},{},{},{},{},{}",
+                    "{ca},{epc},{},{},{},{},{},{},{},{},{evidence}",
                     csv_field(&c.ip),
                     csv_field(&c.first_seen),
                     csv_field(&c.last_seen),
@@ -251,6 +254,16 @@ client_first_seen,client_last_seen,client_outcome,accepted,rejected,unknown,resu
                     c.counts.resumed
                 );
             }
+        }
+        for c in &e.side_signal_clients {
+            let _ = writeln!(
+                out,
+                "{ca},,,,,,,,,{},{},{},,,,,,{}",
+                csv_field(&c.ip),
+                csv_field(&c.first_seen),
+                csv_field(&c.last_seen),
+                csv_field(&c.evidence)
+            );
         }
     }
     out

@@ -613,7 +613,7 @@ fn table_and_csv_neutralise_hostile_strings() {
         hex64("aa11")
     )));
     assert!(row.ends_with(
-        ",10.0.0.5,1970-01-01T00:16:40.000000Z,1970-01-01T00:16:40.000000Z,accepted,1,0,0,0"
+        ",10.0.0.5,1970-01-01T00:16:40.000000Z,1970-01-01T00:16:40.000000Z,accepted,1,0,0,0,"
     ));
 }
 
