@@ -85,7 +85,12 @@ pub fn stats_event(r: &LiveReport, iface: &str, analyzer: &AnalyzerStats) -> Val
     let decode_problems: serde_json::Map<String, Value> = e
         .decode_problems
         .iter()
-        .map(|(k, n)| (format!("{k:?}"), json!(n)))
+        .map(|(k, n)| (k.name().to_string(), json!(n)))
+        .collect();
+    let by_value: serde_json::Map<String, Value> = e
+        .top_problem_values(5)
+        .into_iter()
+        .filter_map(|(p, n)| Some((p.with_value()?, json!(n))))
         .collect();
     let anomalies: serde_json::Map<String, Value> = analyzer
         .anomalies
@@ -120,6 +125,7 @@ pub fn stats_event(r: &LiveReport, iface: &str, analyzer: &AnalyzerStats) -> Val
             "flows": r.workers.iter().map(|w| w.flows).sum::<usize>(),
             "decode_problems": e.problems_total(),
             "decode_problems_by_kind": decode_problems,
+            "decode_problems_top_values": by_value,
             "tcp_out_of_window": e.tcp_out_of_window,
             "tcp_gaps": e.tcp_gaps,
             "other_packets": e.other_packets,

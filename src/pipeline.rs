@@ -244,9 +244,18 @@ pub fn summary_text(s: &RunSummary) -> String {
         let parts: Vec<String> = c
             .decode_problems
             .iter()
-            .map(|(k, v)| format!("{k:?} {v}"))
+            .map(|(k, v)| format!("{} {v}", k.name()))
             .collect();
         let _ = writeln!(t, "  decode problems: {}", parts.join(", "));
+        // What is missing, by value: an EtherType, IP protocol or PPP protocol not decoded.
+        let top: Vec<String> = c
+            .top_problem_values(5)
+            .into_iter()
+            .filter_map(|(p, n)| Some(format!("{}: {n}", p.with_value()?)))
+            .collect();
+        if !top.is_empty() {
+            let _ = writeln!(t, "  not decoded, by value (top 5): {}", top.join(", "));
+        }
     }
     let e = &s.enrich;
     let _ = writeln!(

@@ -6,10 +6,14 @@
 pub enum DecodeProblem {
     UnsupportedLinkType,
     TruncatedLink,
-    UnsupportedEthertype,
+    /// An EtherType that nothing here decodes: its value.
+    UnsupportedEthertype(u16),
     TruncatedIp,
     BadIpHeader,
-    UnsupportedIpProto,
+    /// An IP protocol that nothing here decodes: its number.
+    UnsupportedIpProto(u8),
+    /// A PPP protocol that carries neither IP nor link control: its value.
+    UnsupportedPppProtocol(u16),
     TruncatedTransport,
     BadTunnel,
     TunnelTooDeep,
@@ -17,6 +21,53 @@ pub enum DecodeProblem {
     FragmentTableFull,
     Other,
 }
+
+impl DecodeProblem {
+    /// The kind alone, without the value it names: the key of [`Stats::decode_problems`].
+    pub fn kind(self) -> Self {
+        match self {
+            Self::UnsupportedEthertype(_) => Self::UnsupportedEthertype(0),
+            Self::UnsupportedIpProto(_) => Self::UnsupportedIpProto(0),
+            Self::UnsupportedPppProtocol(_) => Self::UnsupportedPppProtocol(0),
+            p => p,
+        }
+    }
+
+    /// The kind's name, as the summary and `trustmap.stats` print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::UnsupportedLinkType => "UnsupportedLinkType",
+            Self::TruncatedLink => "TruncatedLink",
+            Self::UnsupportedEthertype(_) => "UnsupportedEthertype",
+            Self::TruncatedIp => "TruncatedIp",
+            Self::BadIpHeader => "BadIpHeader",
+            Self::UnsupportedIpProto(_) => "UnsupportedIpProto",
+            Self::UnsupportedPppProtocol(_) => "UnsupportedPppProtocol",
+            Self::TruncatedTransport => "TruncatedTransport",
+            Self::BadTunnel => "BadTunnel",
+            Self::TunnelTooDeep => "TunnelTooDeep",
+            Self::FragmentDropped => "FragmentDropped",
+            Self::FragmentTableFull => "FragmentTableFull",
+            Self::Other => "Other",
+        }
+    }
+
+    /// The kind with the value it names (`UnsupportedEthertype 0x8909`, `UnsupportedIpProto
+    /// 50`), so a user sees what is missing; `None` for kinds without a value.
+    pub fn with_value(self) -> Option<String> {
+        match self {
+            Self::UnsupportedEthertype(v) | Self::UnsupportedPppProtocol(v) => {
+                Some(format!("{} 0x{v:04x}", self.name()))
+            }
+            Self::UnsupportedIpProto(v) => Some(format!("{} {v}", self.name())),
+            _ => None,
+        }
+    }
+}
+
+/// Distinct unsupported values counted one by one (a hostile stream could name them all); the
+/// rest are counted in [`Stats::problem_values_dropped`].
+pub const MAX_PROBLEM_VALUES: usize = 256;
 
 /// Capture-layer counters. Plain integers: one engine per worker owns its own `Stats`, and the
 /// results are summed with [`Stats::merge`].
@@ -48,8 +99,12 @@ pub struct Stats {
     pub other_packets: u64,
     /// TCP segments far outside the expected sequence window (dropped).
     pub tcp_out_of_window: u64,
-    /// Problems by reason, sorted for stable output.
+    /// Problems by kind ([`DecodeProblem::kind`]), sorted for stable output.
     pub decode_problems: std::collections::BTreeMap<DecodeProblem, u64>,
+    /// The problems that name a value, by value (at most [`MAX_PROBLEM_VALUES`]).
+    pub problem_values: std::collections::BTreeMap<DecodeProblem, u64>,
+    /// Problems whose value was not counted because `problem_values` was full.
+    pub problem_values_dropped: u64,
 }
 
 impl Stats {
@@ -59,7 +114,31 @@ impl Stats {
     }
 
     pub fn problem(&mut self, p: DecodeProblem) {
-        *self.decode_problems.entry(p).or_insert(0) += 1;
+        self.problems(p, 1);
+    }
+
+    fn problems(&mut self, p: DecodeProblem, n: u64) {
+        *self.decode_problems.entry(p.kind()).or_insert(0) += n;
+        if p.with_value().is_none() {
+            return;
+        }
+        let full = self.problem_values.len() >= MAX_PROBLEM_VALUES;
+        match self.problem_values.get_mut(&p) {
+            Some(c) => *c += n,
+            None if !full => {
+                self.problem_values.insert(p, n);
+            }
+            None => self.problem_values_dropped += n,
+        }
+    }
+
+    /// The `n` most frequent values among the problems that name one, most frequent first.
+    pub fn top_problem_values(&self, n: usize) -> Vec<(DecodeProblem, u64)> {
+        let mut v: Vec<(DecodeProblem, u64)> =
+            self.problem_values.iter().map(|(p, c)| (*p, *c)).collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
     }
 
     /// Adds another worker's counters into this one.
@@ -86,8 +165,24 @@ impl Stats {
         self.ip_fragment_overlaps += o.ip_fragment_overlaps;
         self.other_packets += o.other_packets;
         self.tcp_out_of_window += o.tcp_out_of_window;
+        // Kinds with values are added through their values (and the values dropped there).
         for (k, v) in &o.decode_problems {
-            *self.decode_problems.entry(*k).or_insert(0) += v;
+            if k.with_value().is_none() {
+                *self.decode_problems.entry(*k).or_insert(0) += v;
+            }
         }
+        let mut by_value: std::collections::BTreeMap<DecodeProblem, u64> = Default::default();
+        for (p, n) in &o.problem_values {
+            *by_value.entry(p.kind()).or_insert(0) += n;
+            self.problems(*p, *n);
+        }
+        // The other side's values it could not count itself.
+        for (k, v) in &o.decode_problems {
+            let counted = by_value.get(k).copied().unwrap_or(0);
+            if k.with_value().is_some() && *v > counted {
+                *self.decode_problems.entry(*k).or_insert(0) += v - counted;
+            }
+        }
+        self.problem_values_dropped += o.problem_values_dropped;
     }
 }

@@ -31,6 +31,10 @@ build() {
   quic-keylog)
     # aioquic from PyPI (pip install aioquic)
     $CAP cases/quic-keylog.pcap -- python3 gen/quic.py >/dev/null ;;
+  encap)
+    # every frame of mtls.pcap (and ipv6-vlan.pcap) wrapped in each mirror/tunnel encapsulation,
+    # with tshark's view of each (gen/encap.py; rebuild after mtls or ipv6-vlan)
+    python3 gen/encap.py ;;
   tls13-keylog)
     $CAP cases/tls13-keylog.pcap -- python3 gen/cases.py tls13-keylog >/dev/null
     # the same capture with its key log inside (pcapng Decryption Secrets Block)
@@ -45,7 +49,7 @@ if [[ $# -eq 0 ]]; then
   rm -f cases/*.pcap cases/*.expected.json cases/estate-rules.toml
   gen/pki.sh cases cases/pki
   gen/pki.sh estate cases/estate-pki
-  set -- $LOOPBACK_CASES reorder-dup $(for s in $STARTTLS; do echo starttls-$s; done) ipv6-vlan vxlan estate side-signals
+  set -- $LOOPBACK_CASES reorder-dup $(for s in $STARTTLS; do echo starttls-$s; done) ipv6-vlan vxlan estate side-signals encap
 fi
 for c in "$@"; do echo "== $c" >&2; build "$c"; done
 

@@ -1,7 +1,7 @@
 //! Ethernet II and what an EtherType leads to: IP, 802.1Q/802.1ad VLAN tags, MPLS, PPPoE,
 //! transparent Ethernet bridging (a tunnelled frame), and the link protocols that carry nothing
 //! for us (ARP, LLDP, PPPoE discovery, 802.3 LLC frames).
-use super::{ipv4, ipv6, mpls, ppp, Bytes, DResult, DecodeProblem, Decoded, Depth};
+use super::{ipv4, ipv6, mpls, nsh, ppp, tags, Bytes, DResult, DecodeProblem, Decoded, Depth};
 
 /// EtherType values handled here.
 pub mod ethertype {
@@ -71,11 +71,13 @@ pub(super) fn dispatch(et: u16, data: &[u8], d: Depth) -> DResult<'_> {
         ethertype::MPLS_UC | ethertype::MPLS_MC => mpls::decode(data, d),
         ethertype::PPPOE_SESS => ppp::pppoe_session(data, d),
         ethertype::TEB => decode(data, d.tunnel()?),
+        nsh::NSH_ETHERTYPE => nsh::decode(data, d),
         ethertype::PPPOE_DISC | ethertype::ARP | ethertype::RARP | ethertype::LLDP => {
             Ok(Decoded::Other)
         }
         // 802.3 length field: an LLC frame (STP, CDP, ...), never IP for us.
         x if x < MIN_ETHERTYPE => Ok(Decoded::Other),
-        _ => Err(DecodeProblem::UnsupportedEthertype),
+        // The switch and fabric tags (rare: looked up only here, off the common path).
+        x => tags::decode(x, data, d).unwrap_or(Err(DecodeProblem::UnsupportedEthertype(x))),
     }
 }

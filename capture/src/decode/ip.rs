@@ -1,9 +1,9 @@
 //! What follows an IP header: IPv6 extension headers and AH are walked, an IPv6 fragment header
 //! ends decode with a [`Fragment`], and the protocol then leads to TCP, UDP, a tunnel (IP-in-IP,
-//! 6in4, IPv6-in-IPv6, GRE, MPLS-in-IP) or a protocol that carries nothing for us.
+//! 6in4, IPv6-in-IPv6, GRE, MPLS-in-IP, L2TPv3) or a protocol that carries nothing for us.
 use super::{
-    gre, ipv4, ipv6, mpls, tcp, udp, Bytes, DResult, DecodeProblem, Decoded, Depth, MAX_LAYERS,
-    MAX_TUNNEL_DEPTH,
+    gre, ipv4, ipv6, mobile, mpls, tcp, udp, Bytes, DResult, DecodeProblem, Decoded, Depth,
+    MAX_LAYERS, MAX_TUNNEL_DEPTH,
 };
 use std::net::IpAddr;
 
@@ -33,6 +33,8 @@ pub mod ipproto {
     pub const SCTP: u8 = 132;
     pub const MOBILITY: u8 = 135;
     pub const MPLS_IN_IP: u8 = 137;
+    /// L2TPv3 directly over IP (RFC 3931).
+    pub const L2TP: u8 = 115;
     pub const HIP: u8 = 139;
     pub const SHIM6: u8 = 140;
 }
@@ -183,7 +185,7 @@ fn transport<'a>(proto: u8, src: IpAddr, dst: IpAddr, data: &'a [u8], d: Depth) 
         ipproto::IPV6 => ipv6::decode(data, d.tunnel()?),
         ipproto::GRE => gre::decode(data, d),
         ipproto::MPLS_IN_IP => mpls::decode(data, d),
-        ipproto::ESP => Err(DecodeProblem::UnsupportedIpProto),
+        ipproto::L2TP => mobile::l2tpv3_ip(data, d),
         ipproto::ICMP
         | ipproto::ICMPV6
         | ipproto::IGMP
@@ -192,6 +194,7 @@ fn transport<'a>(proto: u8, src: IpAddr, dst: IpAddr, data: &'a [u8], d: Depth) 
         | ipproto::VRRP
         | ipproto::SCTP
         | ipproto::NONE => Ok(Decoded::Other),
-        _ => Err(DecodeProblem::UnsupportedIpProto),
+        // ESP (encrypted) among them.
+        p => Err(DecodeProblem::UnsupportedIpProto(p)),
     }
 }

@@ -88,7 +88,10 @@ pub fn decode_link(lt: u32, data: &[u8]) -> DResult<'_> {
                 af::INET6_LINUX | af::INET6_BSD | af::INET6_FREEBSD | af::INET6_DARWIN => {
                     ipv6::decode(rest, d)
                 }
-                _ => Err(DecodeProblem::UnsupportedEthertype),
+                // An address family nothing here reads, counted under its value.
+                f => Err(DecodeProblem::UnsupportedEthertype(
+                    u16::try_from(f).unwrap_or(u16::MAX),
+                )),
             }
         }
         linktype::LINUX_SLL => {

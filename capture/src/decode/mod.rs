@@ -4,8 +4,10 @@
 //! byte ranges of its header, and every header is read through a small checked view (`Bytes`)
 //! whose accessors take those ranges and return `Option`, so no offset computed from packet bytes
 //! can panic. The dispatcher walks link layers (`link`, `ethernet`, `ppp`), VLAN tags, MPLS
-//! stacks, PPPoE and tunnels (`gre` with ERSPAN, `vxlan`, `geneve`, `mpls`, IP-in-IP, 6in4,
-//! IPv6-in-IPv6, through `ip`, `ipv4`, `ipv6`) with an explicit bound on nesting, and stops at
+//! stacks, PPPoE, the tags switches insert (`tags`: TrustSec, VN-Tag, E-Tag, TTag, R-TAG, PBB)
+//! and tunnels (`gre` with ERSPAN, `vxlan`, `geneve`, `nsh` with VXLAN-GPE, `mpls`, `mobile`:
+//! GTP-U, L2TP and Teredo, `mirror`: TZSP and HP ERM, IP-in-IP, 6in4, IPv6-in-IPv6, through
+//! `ip`, `ipv4`, `ipv6`) with an explicit bound on nesting, and stops at
 //! the innermost TCP/UDP header (`tcp`, `udp`), or at an IP fragment that [`crate::defrag`] must reassemble first
 //! (decode then continues with [`decode_ip_payload`] on the reassembled bytes). [`PreTcp`] is the
 //! fast path for plain Ethernet/IP/TCP frames, reading the same fields.
@@ -21,9 +23,13 @@ mod ip;
 mod ipv4;
 mod ipv6;
 mod link;
+mod mirror;
+mod mobile;
 mod mpls;
+mod nsh;
 mod ppp;
 mod pretcp;
+mod tags;
 mod tcp;
 mod udp;
 mod vxlan;
@@ -32,7 +38,10 @@ pub use ethernet::ethertype;
 pub use geneve::GENEVE_PORT;
 pub use ip::{decode_ip_payload, ipproto, Fragment, MAX_IPV6_EXT_HEADERS};
 pub use link::{decode_link, linktype};
+pub use mirror::{HP_ERM_PORT, TZSP_PORT};
+pub use mobile::{GTPU_PORT, L2TP_PORT, TEREDO_PORT};
 pub use mpls::MAX_MPLS_LABELS;
+pub use nsh::{NSH_ETHERTYPE, VXLAN_GPE_PORT};
 pub use pretcp::PreTcp;
 pub use tcp::{tcpflag, TcpSegment};
 pub use udp::UdpDatagram;
@@ -457,7 +466,7 @@ mod tests {
         // ESP cannot be decoded.
         assert!(matches!(
             decode_link(229, &ip6(50, &[0; 16])),
-            Err(DecodeProblem::UnsupportedIpProto)
+            Err(DecodeProblem::UnsupportedIpProto(50))
         ));
     }
 
@@ -475,6 +484,178 @@ mod tests {
         let mut m6 = vec![0, 0x01, 0x01, 64];
         m6.extend_from_slice(&v6);
         assert_eq!(tcp_payload(decode_link(1, &eth(0x8848, &m6))), b"6in4");
+    }
+
+    fn udp4(sport: u16, dport: u16, body: &[u8]) -> Vec<u8> {
+        let mut u = sport.to_be_bytes().to_vec();
+        u.extend_from_slice(&dport.to_be_bytes());
+        u.extend_from_slice(&((body.len() + 8) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(body);
+        ip4(17, &u)
+    }
+
+    /// Tags between the MACs' EtherType and the payload's: TrustSec (CMD with the SGT), VN-Tag,
+    /// E-Tag, TTag, R-TAG, PBB; and an unknown EtherType counted by value.
+    #[test]
+    fn switch_and_fabric_tags() {
+        let ip = ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"tag");
+        let with = |et: u16, tag: &[u8]| {
+            let mut v = tag.to_vec();
+            v.extend_from_slice(&0x0800u16.to_be_bytes());
+            v.extend_from_slice(&ip);
+            eth(et, &v)
+        };
+        for (et, tag) in [
+            (0x8909, vec![0x01, 0x01, 0x00, 0x01, 0x00, 0x10]),
+            (0x8926, vec![0; 4]),
+            (0x893f, vec![0; 6]),
+            (0x8988, vec![0, 0, 0, 1, 2, 3]),
+            (0xf1c1, vec![0, 0, 0, 7]),
+            (0x88e7, vec![0; 16]),
+        ] {
+            assert_eq!(
+                tcp_payload(decode_link(1, &with(et, &tag))),
+                b"tag",
+                "{et:#x}"
+            );
+        }
+        // TrustSec inside a VLAN.
+        let mut v = vec![
+            0, 10, 0x89, 0x09, 0x01, 0x01, 0x00, 0x01, 0x00, 0x10, 0x08, 0x00,
+        ];
+        v.extend_from_slice(&ip);
+        assert_eq!(tcp_payload(decode_link(1, &eth(0x8100, &v))), b"tag");
+        assert!(matches!(
+            decode_link(1, &eth(0x88b5, &ip)),
+            Err(DecodeProblem::UnsupportedEthertype(0x88b5))
+        ));
+    }
+
+    #[test]
+    fn nsh_over_ethernet_gre_and_vxlan_gpe() {
+        let ip = ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"nsh");
+        // MD type 2, length 3 words (base, service path, one metadata word), next IPv4.
+        let mut n = vec![0x00, 0x03, 0x02, 0x01, 0, 0, 1, 255, 0, 0, 0, 0];
+        n.extend_from_slice(&ip);
+        assert_eq!(tcp_payload(decode_link(1, &eth(0x894f, &n))), b"nsh");
+        let mut g = vec![0x00, 0x00, 0x89, 0x4f];
+        g.extend_from_slice(&n);
+        assert_eq!(tcp_payload(decode_link(101, &ip4(47, &g))), b"nsh");
+        // VXLAN-GPE next protocol NSH, which carries Ethernet.
+        let mut ne = vec![0x00, 0x02, 0x02, 0x03, 0, 0, 1, 255];
+        ne.extend_from_slice(&eth(0x0800, &ip));
+        let mut gpe = vec![0x0c, 0, 0, 0x04, 0, 0, 42, 0];
+        gpe.extend_from_slice(&ne);
+        assert_eq!(
+            tcp_payload(decode_link(101, &udp4(5555, 4790, &gpe))),
+            b"nsh"
+        );
+    }
+
+    #[test]
+    fn gtpu_with_extension_headers() {
+        let ip = ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"gtp");
+        // E flag, next extension 0x85 (PDU session container, 1 unit), then none.
+        let mut g = vec![
+            0x34, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x85, 1, 0x10, 0x05, 0x00,
+        ];
+        g.extend_from_slice(&ip);
+        let l = (g.len() - 8) as u16;
+        g[2..4].copy_from_slice(&l.to_be_bytes());
+        assert_eq!(tcp_payload(decode_link(101, &udp4(2152, 2152, &g))), b"gtp");
+        // Echo request: GTP, of no interest.
+        let echo = [0x32, 0x01, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0];
+        assert!(matches!(
+            decode_link(101, &udp4(2152, 2152, &echo)),
+            Ok(Decoded::Other)
+        ));
+    }
+
+    #[test]
+    fn l2tp_v2_v3_and_teredo() {
+        let ip = ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"l2tp");
+        // v2 data with length and sequence, then PPP (address/control, IPv4).
+        let mut v2 = vec![
+            0x48, 0x02, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0, 0xff, 0x03, 0x00, 0x21,
+        ];
+        v2.extend_from_slice(&ip);
+        assert_eq!(
+            tcp_payload(decode_link(101, &udp4(1701, 1701, &v2))),
+            b"l2tp"
+        );
+        // v3 over IP: session id, default L2-specific sublayer, Ethernet.
+        let mut v3 = vec![0, 0, 0, 9, 0, 0, 0, 0];
+        v3.extend_from_slice(&eth(0x0800, &ip));
+        assert_eq!(tcp_payload(decode_link(101, &ip4(115, &v3))), b"l2tp");
+        // v3 over IP, a 4-byte cookie and no sublayer.
+        let mut v3c = vec![0, 0, 0, 9, 0xde, 0xad, 0xbe, 0xef];
+        v3c.extend_from_slice(&eth(0x0800, &ip));
+        assert_eq!(tcp_payload(decode_link(101, &ip4(115, &v3c))), b"l2tp");
+        // Teredo with an origin indication.
+        let v6 = ip6(6, &tcp_seg(b"teredo"));
+        let mut t = vec![0, 0, 0xf2, 0x27, 1, 2, 3, 4];
+        t.extend_from_slice(&v6);
+        assert_eq!(
+            tcp_payload(decode_link(101, &udp4(3544, 50000, &t))),
+            b"teredo"
+        );
+        // Not Teredo: plain UDP.
+        assert!(matches!(
+            decode_link(101, &udp4(3544, 50000, b"hello")),
+            Ok(Decoded::Udp(_))
+        ));
+    }
+
+    #[test]
+    fn tzsp_and_hp_erm_mirrors() {
+        let frame = eth(
+            0x0800,
+            &ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 1, 2, b"mirror"),
+        );
+        // TZSP: received, Ethernet, a 4-byte tag, padding, end.
+        let mut tz = vec![1, 0, 0, 1, 0x0a, 4, 0, 0, 0, 1, 0, 1];
+        tz.extend_from_slice(&frame);
+        assert_eq!(
+            tcp_payload(decode_link(101, &udp4(40000, 37008, &tz))),
+            b"mirror"
+        );
+        let mut erm = vec![0u8; 12];
+        erm.extend_from_slice(&frame);
+        assert_eq!(
+            tcp_payload(decode_link(101, &udp4(40000, 7932, &erm))),
+            b"mirror"
+        );
+    }
+
+    #[test]
+    fn unsupported_values_are_counted_by_value_and_capped() {
+        use crate::stats::{Stats, MAX_PROBLEM_VALUES};
+        let mut a = Stats::default();
+        for _ in 0..3 {
+            a.problem(DecodeProblem::UnsupportedEthertype(0x8909));
+        }
+        a.problem(DecodeProblem::UnsupportedIpProto(50));
+        a.problem(DecodeProblem::TruncatedLink);
+        let mut b = Stats::default();
+        for v in 0..(MAX_PROBLEM_VALUES as u16 + 10) {
+            b.problem(DecodeProblem::UnsupportedEthertype(0x9000 + v));
+        }
+        a.merge(&b);
+        let kind = DecodeProblem::UnsupportedEthertype(0).kind();
+        assert_eq!(a.decode_problems[&kind], 3 + MAX_PROBLEM_VALUES as u64 + 10);
+        assert_eq!(a.problem_values.len(), MAX_PROBLEM_VALUES);
+        assert_eq!(a.problem_values_dropped, 10 + 2);
+        let top = a.top_problem_values(2);
+        assert_eq!(
+            top[0],
+            (DecodeProblem::UnsupportedEthertype(0x8909), 3),
+            "{top:?}"
+        );
+        assert_eq!(
+            top[0].0.with_value().as_deref(),
+            Some("UnsupportedEthertype 0x8909")
+        );
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub(super) fn decode(data: &[u8], d: Depth) -> DResult<'_> {
         protocol::IPV4 => ipv4::decode(rest, d),
         protocol::IPV6 => ipv6::decode(rest, d),
         p if protocol::CONTROL.contains(&p) => Ok(Decoded::Other),
-        _ => Err(DecodeProblem::UnsupportedEthertype),
+        p => Err(DecodeProblem::UnsupportedPppProtocol(p)),
     }
 }
 

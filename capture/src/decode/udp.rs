@@ -1,5 +1,6 @@
-//! UDP header (RFC 768), and the tunnels recognised by destination port (VXLAN, GENEVE).
-use super::{geneve, vxlan, Bytes, DResult, DecodeProblem, Decoded, Depth};
+//! UDP header (RFC 768), and the tunnels recognised by port (VXLAN, GENEVE, VXLAN-GPE, TZSP, HP
+//! ERM by destination; GTP-U, L2TP and Teredo by either).
+use super::{geneve, mirror, mobile, nsh, vxlan, Bytes, DResult, DecodeProblem, Decoded, Depth};
 use std::net::IpAddr;
 
 mod field {
@@ -49,8 +50,24 @@ pub(super) fn decode<'a>(src: IpAddr, dst: IpAddr, data: &'a [u8], d: Depth) -> 
     let tunnel = match dport {
         vxlan::VXLAN_PORT => vxlan::decode(payload, d),
         geneve::GENEVE_PORT => geneve::decode(payload, d),
+        nsh::VXLAN_GPE_PORT => nsh::decode_gpe(payload, d),
+        mirror::TZSP_PORT => mirror::tzsp(payload, d),
+        mirror::HP_ERM_PORT => mirror::hp_erm(payload, d),
         _ => None,
-    };
+    }
+    .or_else(|| {
+        // Tunnels whose endpoints both use the port (or whose replies come from it).
+        let either = |p: u16| sport == p || dport == p;
+        if either(mobile::GTPU_PORT) {
+            mobile::gtpu(payload, d)
+        } else if either(mobile::L2TP_PORT) {
+            mobile::l2tp_udp(payload, d)
+        } else if either(mobile::TEREDO_PORT) {
+            mobile::teredo(payload, d)
+        } else {
+            None
+        }
+    });
     if let Some(r) = tunnel {
         return r;
     }

@@ -1,0 +1,119 @@
+//! Every encapsulation a span or mirror port delivers (pcaps/cases/encap/, made by
+//! pcaps/gen/encap.py by wrapping each frame of a real OpenSSL capture): trustmap must find the
+//! same server and client chains as tshark does in each fixture (its view is stored beside it,
+//! made with the fixture's decode-as rules), the same as in the unwrapped capture, and count no
+//! decode problem. An EtherType nothing decodes is named by value in the summary.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde_json::Value;
+
+fn analyze(pcap: &std::path::Path) -> (Vec<Value>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
+        .args(["analyze", "-o", "-"])
+        .arg(pcap)
+        .output()
+        .expect("run trustmap");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{}: {err}", pcap.display());
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("NDJSON"))
+        .filter(|e| e["event"]["dataset"] == "trustmap.tls")
+        .collect();
+    (events, err)
+}
+
+fn hashes(chain: &Value) -> Vec<String> {
+    chain
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["sha256"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+/// (client port, side) -> chain, over the trustmap.tls events.
+fn chains(events: &[Value]) -> BTreeMap<(u64, &'static str), Vec<String>> {
+    let mut m = BTreeMap::new();
+    for e in events {
+        let port = e["source"]["port"].as_u64().expect("client port");
+        for side in ["server", "client"] {
+            let c = hashes(&e["tls"][side]["chain"]);
+            if !c.is_empty() {
+                m.insert((port, side), c);
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn every_encapsulation_shows_the_chains_tshark_shows() {
+    let dir = testkit::corpus::file("pcaps/cases/encap");
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("manifest.json")).expect("manifest.json"),
+    )
+    .expect("manifest JSON");
+    let manifest = manifest.as_object().expect("object");
+    assert!(manifest.len() >= 17, "{} fixtures", manifest.len());
+    for (name, m) in manifest {
+        let (events, err) = analyze(&dir.join(format!("{name}.pcap")));
+        assert!(err.contains("decode problems: none"), "{name}: {err}");
+        let got = chains(&events);
+        // tshark's view of the same fixture.
+        let oracle = std::fs::read_to_string(dir.join(format!("{name}.tshark.jsonl")))
+            .expect("tshark oracle");
+        let mut want = BTreeMap::new();
+        for line in oracle.lines() {
+            let o: Value = serde_json::from_str(line).expect("oracle JSON");
+            let (port, side) = match o["direction"].as_str() {
+                Some("server->client") => (o["dport"].as_u64(), "server"),
+                _ => (o["sport"].as_u64(), "client"),
+            };
+            let c: Vec<String> = o["sha256"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            if !c.is_empty() {
+                want.insert((port.expect("port"), side), c);
+            }
+        }
+        assert!(!want.is_empty(), "{name}: tshark saw no chain");
+        assert_eq!(got, want, "{name} ({})", m["what"]);
+        // And the unwrapped capture's chains.
+        let base = m["base"].as_str().expect("base");
+        let (plain, _) = analyze(&testkit::corpus::file(&format!("pcaps/cases/{base}.pcap")));
+        assert_eq!(got, chains(&plain), "{name} against {base}.pcap");
+    }
+}
+
+/// The TrustSec fixture with its EtherType changed to 0x88b5 (IEEE local experimental), which
+/// nothing decodes: no chain, and the summary names the EtherType and how many frames had it.
+#[test]
+fn an_unknown_ethertype_is_named_by_value() {
+    let src = testkit::corpus::file("pcaps/cases/encap/trustsec-sgt.pcap");
+    let mut b = std::fs::read(&src).expect("fixture");
+    let (mut off, mut frames) = (24, 0);
+    while off + 16 <= b.len() {
+        let incl = u32::from_le_bytes(b[off + 8..off + 12].try_into().expect("4 bytes")) as usize;
+        let frame = off + 16;
+        b[frame + 12..frame + 14].copy_from_slice(&[0x88, 0xb5]);
+        frames += 1;
+        off = frame + incl;
+    }
+    let d = testkit::TempDir::new("encap-unknown");
+    let p = d.join("unknown.pcap");
+    std::fs::write(&p, &b).expect("write");
+    let (events, err) = analyze(&p);
+    assert!(events.is_empty());
+    assert!(
+        err.contains(&format!(
+            "not decoded, by value (top 5): UnsupportedEthertype 0x88b5: {frames}"
+        )),
+        "{err}"
+    );
+}
