@@ -206,8 +206,8 @@ pub fn summary_text(s: &RunSummary) -> String {
     let a = &s.analyzer;
     let _ = writeln!(
         t,
-        "  protocols: tls flows {} (starttls {}, sslv2 {}, mid-stream {}), quic {}, dtls flows {}, stun datagrams {}, not tls {}",
-        a.tls_flows, a.starttls_flows, a.sslv2_flows, a.midstream, a.quic_flows, a.dtls_flows, a.stun_datagrams, a.not_tls
+        "  protocols: tls flows {} (starttls {}, sslv2 {}, mid-stream {}), quic {}, dtls flows {}, stun datagrams {}, openvpn {} (tls-crypt, unreadable: {}), not tls {}",
+        a.tls_flows, a.starttls_flows, a.sslv2_flows, a.midstream, a.quic_flows, a.dtls_flows, a.stun_datagrams, a.openvpn_flows, a.openvpn_tls_crypt, a.not_tls
     );
     if a.keylog_found + a.keylog_missing > 0 {
         let _ = writeln!(

@@ -54,8 +54,9 @@ const CASES: &[&str] = &[
     "vxlan",
 ];
 
-/// Cases tested elsewhere (estate: tests/estate.rs; QUIC: tests/keylog.rs).
-const SKIPPED: &[&str] = &["estate", "quic-keylog"];
+/// Cases tested elsewhere (estate: tests/estate.rs; QUIC: tests/keylog.rs; OpenVPN:
+/// tests/encapsulations.rs).
+const SKIPPED: &[&str] = &["estate", "quic-keylog", "openvpn"];
 
 /// Keys an expected.json may hold at the top level and per handshake; each is checked below.
 const CASE_KEYS: &[&str] = &[

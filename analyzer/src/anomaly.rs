@@ -23,17 +23,21 @@ pub enum Anomaly {
     /// A TLS 1.3 flight whose records did not open with the key log's secrets (another
     /// connection's secrets, or 0-RTT data under early keys): decryption was given up.
     UndecryptableFlight,
+    /// An OpenVPN packet that did not parse, or a TCP length outside what OpenVPN sends (that
+    /// direction is not followed further).
+    BadOpenVpnPacket,
 }
 
 impl Anomaly {
     /// Every kind, in report order.
-    pub const ALL: [Anomaly; 6] = [
+    pub const ALL: [Anomaly; 7] = [
         Anomaly::BadRecordHeader,
         Anomaly::MessageTooLarge,
         Anomaly::MalformedMessage,
         Anomaly::StreamGap,
         Anomaly::BadDtlsRecord,
         Anomaly::UndecryptableFlight,
+        Anomaly::BadOpenVpnPacket,
     ];
 
     /// The name in reports (`trustmap.stats`, the summary).
@@ -45,6 +49,7 @@ impl Anomaly {
             Anomaly::StreamGap => "stream_gap",
             Anomaly::BadDtlsRecord => "bad_dtls_record",
             Anomaly::UndecryptableFlight => "undecryptable_flight",
+            Anomaly::BadOpenVpnPacket => "bad_openvpn_packet",
         }
     }
 
@@ -56,6 +61,7 @@ impl Anomaly {
             Anomaly::StreamGap => 3,
             Anomaly::BadDtlsRecord => 4,
             Anomaly::UndecryptableFlight => 5,
+            Anomaly::BadOpenVpnPacket => 6,
         }
     }
 }
@@ -116,6 +122,6 @@ mod tests {
         assert_eq!(b.get(Anomaly::MessageTooLarge), 1);
         assert_eq!(b.total(), 4);
         let names: Vec<&str> = Anomaly::ALL.iter().map(|a| a.name()).collect();
-        assert_eq!(names.len(), 6);
+        assert_eq!(names.len(), 7);
     }
 }

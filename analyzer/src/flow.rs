@@ -12,6 +12,7 @@ use crate::cert::{CertCache, CertInfo};
 use crate::detect::{self, Start, HELLO_SIG_LEN, PREFIX_KEEP};
 use crate::dtls::{self, DtlsDir};
 use crate::model::{Handshake, Protocol};
+use crate::openvpn::{self, Packet, Protection, Reliable, TcpFraming};
 use crate::quic::{self, QuicConn};
 use crate::session;
 use crate::session::Session;
@@ -82,6 +83,10 @@ pub struct AnalyzerStats {
     pub records_decrypted: u64,
     /// OCSP requests and CA certificate / CRL fetches read from plaintext HTTP.
     pub side_signals: u64,
+    /// OpenVPN flows (a control-channel hard reset seen), and those whose control channel is
+    /// encrypted (tls-crypt: no chain can be read).
+    pub openvpn_flows: u64,
+    pub openvpn_tls_crypt: u64,
 }
 
 impl AnalyzerStats {
@@ -101,6 +106,8 @@ impl AnalyzerStats {
         self.keylog_missing += o.keylog_missing;
         self.records_decrypted += o.records_decrypted;
         self.side_signals += o.side_signals;
+        self.openvpn_flows += o.openvpn_flows;
+        self.openvpn_tls_crypt += o.openvpn_tls_crypt;
     }
 }
 
@@ -159,6 +166,15 @@ struct QuicFlow {
     messages: [[MessageJoiner; 2]; 2],
 }
 
+/// An OpenVPN flow: the control channel's protection (detected on its first packet), and per
+/// direction the TCP framing and the reliability layer.
+#[derive(Debug, Default)]
+struct OvpnFlow {
+    protection: Option<Protection>,
+    framing: [TcpFraming; 2],
+    reliable: [Reliable; 2],
+}
+
 /// One direction's TLS 1.3 handshake flight being decrypted (from the ServerHello to its
 /// Finished).
 #[derive(Debug)]
@@ -213,6 +229,8 @@ struct Inner {
     starttls: Option<&'static str>,
     dtls: Option<Box<[DtlsDir; 2]>>,
     quic: Option<Box<QuicFlow>>,
+    /// OpenVPN's control channel, whose TLS stream feeds the directions' deframers.
+    ovpn: Option<Box<OvpnFlow>>,
     /// Non-DTLS datagram bytes seen before DTLS was found.
     udp_other: usize,
     /// A direction began with a protocol that never switches to TLS (SSH, plain HTTP).
@@ -613,6 +631,85 @@ impl Analyzer {
         inner.never_tls = true;
     }
 
+    /// An OpenVPN TCP direction: packets out of the 2-byte length framing.
+    fn openvpn_tcp(
+        &mut self,
+        ctx: &FlowCtx,
+        inner: &mut Inner,
+        dir: Dir,
+        ts: TimestampNs,
+        data: &[u8],
+    ) {
+        let Some(f) = inner.ovpn.as_mut() else {
+            return;
+        };
+        let mut pkts = Vec::new();
+        let framing = &mut f.framing[dir.index()];
+        let was_broken = framing.broken;
+        framing.push(data, |p| pkts.push(p.to_vec()));
+        if framing.broken && !was_broken {
+            self.stats.anomalies.add(Anomaly::BadOpenVpnPacket, 1);
+        }
+        for p in pkts {
+            self.openvpn_packet(ctx, inner, dir, ts, &p);
+        }
+    }
+
+    /// One OpenVPN packet: the control channel's TLS bytes, in message order, go to the
+    /// direction's deframer; with tls-crypt nothing can be read.
+    fn openvpn_packet(
+        &mut self,
+        ctx: &FlowCtx,
+        inner: &mut Inner,
+        dir: Dir,
+        ts: TimestampNs,
+        pkt: &[u8],
+    ) {
+        let Some(f) = inner.ovpn.as_mut() else {
+            return;
+        };
+        let protection = match f.protection {
+            Some(p) => p,
+            None => match openvpn::detect(pkt, ts / 1_000_000_000) {
+                Some(p) => {
+                    f.protection = Some(p);
+                    self.stats.openvpn_flows += 1;
+                    if p == Protection::TlsCrypt {
+                        self.stats.openvpn_tls_crypt += 1;
+                    }
+                    p
+                }
+                None => {
+                    self.stats.anomalies.add(Anomaly::BadOpenVpnPacket, 1);
+                    return;
+                }
+            },
+        };
+        let mut tls = Vec::new();
+        match openvpn::parse(pkt, protection) {
+            None => self.stats.anomalies.add(Anomaly::BadOpenVpnPacket, 1),
+            Some(Packet::Other | Packet::Encrypted) => {}
+            Some(Packet::Message { id, tls: t }) => {
+                f.reliable[dir.index()].push(id, t, |b| tls.extend_from_slice(b));
+            }
+        }
+        if tls.is_empty() {
+            return;
+        }
+        match std::mem::take(&mut inner.dirs[dir.index()].mode) {
+            Mode::Tls(mut d) => {
+                let mut ev = Vec::new();
+                d.feed(&tls, &mut ev);
+                inner.dirs[dir.index()].mode = Mode::Tls(d);
+                self.events(ctx, inner, dir, ts, ev, Protocol::Tls);
+            }
+            _ => self.start_tls(ctx, inner, dir, ts, &tls),
+        }
+        if let Some(s) = inner.session.as_mut() {
+            s.tunnel = Some("openvpn");
+        }
+    }
+
     /// Plaintext: keep a prefix, scan for a hello record (bounded), switch to TLS when found.
     fn plain(&mut self, ctx: &FlowCtx, inner: &mut Inner, dir: Dir, ts: TimestampNs, data: &[u8]) {
         let other_tls = inner.dirs[dir.other().index()].is_tls();
@@ -692,6 +789,9 @@ impl Analyzer {
     }
 
     fn stream(&mut self, ctx: &FlowCtx, inner: &mut Inner, dir: Dir, ts: TimestampNs, data: &[u8]) {
+        if inner.ovpn.is_some() {
+            return self.openvpn_tcp(ctx, inner, dir, ts, data);
+        }
         let mode = std::mem::take(&mut inner.dirs[dir.index()].mode);
         match mode {
             Mode::Fresh | Mode::Start(_) => {
@@ -703,6 +803,12 @@ impl Analyzer {
                 let take = START_KEEP.saturating_sub(buf.len()).min(data.len());
                 buf.extend_from_slice(data.get(..take).unwrap_or_default());
                 let rest = data.get(take..).unwrap_or_default();
+                if !other_tls && inner.session.is_none() && openvpn::looks_like_tcp_start(&buf) {
+                    inner.ovpn = Some(Box::default());
+                    let mut all = buf;
+                    all.extend_from_slice(rest);
+                    return self.openvpn_tcp(ctx, inner, dir, ts, &all);
+                }
                 let class = detect::classify_start(&buf);
                 let record = plausible_record_header(&buf);
                 let first = buf.first().copied().unwrap_or(0);
@@ -767,6 +873,14 @@ impl Analyzer {
     ) {
         if inner.quic.is_some() || (inner.dtls.is_none() && quic::looks_like_initial(data)) {
             return self.quic(inner, dir, ts, data);
+        }
+        if inner.ovpn.is_some()
+            || (inner.dtls.is_none()
+                && inner.session.is_none()
+                && openvpn::looks_like_udp_start(data))
+        {
+            inner.ovpn.get_or_insert_with(Box::default);
+            return self.openvpn_packet(ctx, inner, dir, ts, data);
         }
         if dtls::looks_like_stun(data) {
             self.stats.stun_datagrams += 1;

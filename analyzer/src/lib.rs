@@ -18,6 +18,7 @@ pub mod fingerprint;
 pub mod flow;
 pub mod model;
 pub mod names;
+pub mod openvpn;
 pub mod quic;
 pub mod session;
 pub mod sidesignal;

@@ -75,6 +75,8 @@ pub struct Handshake {
     /// Name of the plaintext protocol that upgraded to TLS ("smtp", "imap", "pop3", "ftp", "ldap",
     /// "xmpp", "postgresql", "mysql", ...), or None for TLS from the first byte.
     pub starttls: Option<&'static str>,
+    /// The tunnel whose payload carried the TLS: "openvpn" (its control channel), or None.
+    pub tunnel: Option<&'static str>,
     /// Negotiated version (supported_versions wins over legacy_version), e.g. 0x0303.
     pub version: Option<u16>,
     /// ClientHello legacy_version.
@@ -135,6 +137,7 @@ impl Handshake {
             transport: capture::Transport::Tcp,
             protocol: Protocol::Tls,
             starttls: None,
+            tunnel: None,
             version,
             client_version: None,
             cipher,

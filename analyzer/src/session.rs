@@ -99,6 +99,8 @@ impl Sent {
 pub struct Session {
     pub protocol: Protocol,
     pub starttls: Option<&'static str>,
+    /// The tunnel whose payload carried this TLS ("openvpn": its control channel).
+    pub tunnel: Option<&'static str>,
     pub start_ts: TimestampNs,
     /// The capture direction in which the TLS client sends.
     pub client_dir: Option<Dir>,
@@ -139,6 +141,7 @@ impl Session {
         Session {
             protocol,
             starttls,
+            tunnel: None,
             start_ts: ts,
             client_dir: None,
             state: State::ExpectClientHello,
@@ -668,6 +671,7 @@ impl Session {
             transport: ctx.transport,
             protocol: self.protocol,
             starttls: self.starttls,
+            tunnel: self.tunnel,
             version: self.version,
             client_version: if has_ch {
                 Some(ch.version)

@@ -16,7 +16,10 @@ fn frames() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for p in testkit::corpus::case_pcaps() {
         let b = std::fs::read(&p).expect("capture");
-        let le = |o: usize| b.get(o..o + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+        let le = |o: usize| {
+            b.get(o..o + 4)
+                .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+        };
         if le(0) != Some(0xa1b2_c3d4) || le(20) != Some(linktype::ETHERNET) {
             continue;
         }

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."              # pcaps/
 [[ $(id -u) == 0 ]] || { echo "build_all.sh: needs root (network namespaces, tcpdump)" >&2; exit 1; }
-for t in openssl ip ethtool tcpdump tshark python3; do command -v $t >/dev/null || { echo "missing: $t" >&2; exit 1; }; done
+for t in openssl openvpn ip ethtool tcpdump tshark python3; do command -v $t >/dev/null || { echo "missing: $t" >&2; exit 1; }; done
 CAP=tools/netns_capture.sh
 LOOPBACK_CASES="record-split-512 tcp-1byte port-reuse mtls tls13 tls10 resumed-tls12 unknown-ca tls13-keylog quic-keylog"
 STARTTLS="smtp imap pop3 ftp ldap xmpp postgres mysql"
@@ -28,6 +28,9 @@ build() {
   side-signals)
     # its own PKI (cases/side-pki): OCSP, CA certificate and CRL requests over HTTP
     $CAP cases/side-signals.pcap -- python3 gen/sidesignals.py >/dev/null ;;
+  openvpn)
+    # Debian's openvpn package, point-to-point TLS mode over TCP and UDP, tls-auth, tls-crypt
+    $CAP cases/openvpn.pcap -- python3 gen/openvpn.py >/dev/null ;;
   quic-keylog)
     # aioquic from PyPI (pip install aioquic)
     $CAP cases/quic-keylog.pcap -- python3 gen/quic.py >/dev/null ;;
@@ -49,7 +52,7 @@ if [[ $# -eq 0 ]]; then
   rm -f cases/*.pcap cases/*.expected.json cases/estate-rules.toml
   gen/pki.sh cases cases/pki
   gen/pki.sh estate cases/estate-pki
-  set -- $LOOPBACK_CASES reorder-dup $(for s in $STARTTLS; do echo starttls-$s; done) ipv6-vlan vxlan estate side-signals encap
+  set -- $LOOPBACK_CASES reorder-dup $(for s in $STARTTLS; do echo starttls-$s; done) ipv6-vlan vxlan estate side-signals openvpn encap
 fi
 for c in "$@"; do echo "== $c" >&2; build "$c"; done
 

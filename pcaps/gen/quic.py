@@ -96,8 +96,10 @@ async def main():
     out.append(hs((cli, 40042), ("127.0.1.42", 443), SRV_CHAIN, SNI, "1.3", chain_visible=True,
                   client_chain=CLI_CHAIN, note="mTLS: the client's chain in its Handshake packets"))
     await one("127.0.1.43", 40043, retry=True)
-    out.append(hs((cli, 40043), ("127.0.1.43", 443), SRV_CHAIN, SNI, "1.3", chain_visible=True,
-                  note="the server sends a Retry first"))
+    h = hs((cli, 40043), ("127.0.1.43", 443), SRV_CHAIN, SNI, "1.3", chain_visible=True,
+           note="the server sends a Retry first")
+    h["tshark_misses"] = "tshark 4.0 does not follow the Retry (no chain with the key log)"
+    out.append(h)
     await one("127.0.1.44", 40044, keylog=False)
     out.append(hs((cli, 40044), ("127.0.1.44", 443), SRV_CHAIN, SNI, "1.3", chain_visible=False,
                   note="no secrets in the key log"))

@@ -377,6 +377,9 @@ impl Serialize for TlsTrustmap<'_> {
             m.serialize_entry("segments", &x.segments)?;
         }
         m.serialize_entry("starttls", &h.starttls)?;
+        if let Some(t) = h.tunnel {
+            m.serialize_entry("tunnel", t)?;
+        }
         m.end()
     }
 }
