@@ -198,3 +198,35 @@ fn check_openvpn(pcap: &std::path::Path, expected: &std::path::Path) {
         );
     }
 }
+
+/// The TCP OpenVPN sessions with their first packets' opcodes overwritten, so that trustmap no
+/// longer sees OpenVPN and finds the TLS inside by scanning, as a protocol it does not know: the
+/// certificate list spliced with OpenVPN headers is counted (`garbage_certificate_list`), never
+/// reported as a chain or a certificate.
+#[test]
+fn a_chain_made_of_garbage_is_counted_not_reported() {
+    let mut b = std::fs::read(testkit::corpus::file("pcaps/cases/openvpn.pcap")).expect("pcap");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut off = 24;
+    while off + 16 <= b.len() {
+        let incl = u32::from_le_bytes(b[off + 8..off + 12].try_into().expect("4")) as usize;
+        let f = off + 16;
+        // Ethernet, IPv4, TCP (the capture's loopback frames).
+        if b[f + 12..f + 14] == [0x08, 0x00] && b[f + 23] == 6 {
+            let t = f + 14 + usize::from(b[f + 14] & 15) * 4;
+            let pl = t + usize::from(b[t + 12] >> 4) * 4;
+            let ports = (b[t..t + 4]).to_vec();
+            if pl + 3 <= f + incl && matches!(b[pl + 2], 0x38 | 0x40) && seen.insert(ports) {
+                b[pl + 2] = 0;
+            }
+        }
+        off = f + incl;
+    }
+    assert_eq!(seen.len(), 4, "both directions of both TCP sessions");
+    let d = testkit::TempDir::new("openvpn-garbage");
+    let p = d.join("unknown-tunnel.pcap");
+    std::fs::write(&p, &b).expect("write");
+    let (_, err) = analyze(&p);
+    assert!(err.contains("garbage_certificate_list 1"), "{err}");
+    assert!(err.contains("(0 unparsable)"), "{err}");
+}

@@ -26,11 +26,14 @@ pub enum Anomaly {
     /// An OpenVPN packet that did not parse, or a TCP length outside what OpenVPN sends (that
     /// direction is not followed further).
     BadOpenVpnPacket,
+    /// A Certificate message none of whose entries is DER: bytes that only looked like TLS. No
+    /// chain and no certificate is reported from it.
+    GarbageCertificateList,
 }
 
 impl Anomaly {
     /// Every kind, in report order.
-    pub const ALL: [Anomaly; 7] = [
+    pub const ALL: [Anomaly; 8] = [
         Anomaly::BadRecordHeader,
         Anomaly::MessageTooLarge,
         Anomaly::MalformedMessage,
@@ -38,6 +41,7 @@ impl Anomaly {
         Anomaly::BadDtlsRecord,
         Anomaly::UndecryptableFlight,
         Anomaly::BadOpenVpnPacket,
+        Anomaly::GarbageCertificateList,
     ];
 
     /// The name in reports (`trustmap.stats`, the summary).
@@ -50,6 +54,7 @@ impl Anomaly {
             Anomaly::BadDtlsRecord => "bad_dtls_record",
             Anomaly::UndecryptableFlight => "undecryptable_flight",
             Anomaly::BadOpenVpnPacket => "bad_openvpn_packet",
+            Anomaly::GarbageCertificateList => "garbage_certificate_list",
         }
     }
 
@@ -62,6 +67,7 @@ impl Anomaly {
             Anomaly::BadDtlsRecord => 4,
             Anomaly::UndecryptableFlight => 5,
             Anomaly::BadOpenVpnPacket => 6,
+            Anomaly::GarbageCertificateList => 7,
         }
     }
 }
@@ -122,6 +128,6 @@ mod tests {
         assert_eq!(b.get(Anomaly::MessageTooLarge), 1);
         assert_eq!(b.total(), 4);
         let names: Vec<&str> = Anomaly::ALL.iter().map(|a| a.name()).collect();
-        assert_eq!(names.len(), 7);
+        assert_eq!(names.len(), 8);
     }
 }

@@ -159,6 +159,67 @@ impl CertCache {
     }
 }
 
+/// Whether `der` is well-formed DER as a tree: one element spanning exactly its bytes, and every
+/// constructed element's children exactly filling it (definite lengths only). Any certificate
+/// has this shape, whatever its contents; bytes of another protocol spliced into one (a tunnel's
+/// headers read as part of a TLS record) almost never keep it. Bounded: at most
+/// [`MAX_DER_DEPTH`] levels and [`MAX_DER_ELEMENTS`] elements are walked.
+pub fn is_well_formed_der(der: &[u8]) -> bool {
+    let mut elements = 0usize;
+    matches!(der_elements(der, 0, &mut elements), Some(()))
+}
+
+/// Nesting walked in [`is_well_formed_der`].
+pub const MAX_DER_DEPTH: usize = 32;
+/// Elements walked in [`is_well_formed_der`] (a certificate has a few hundred).
+pub const MAX_DER_ELEMENTS: usize = 100_000;
+
+/// Walks the elements that exactly fill `b`.
+fn der_elements(mut b: &[u8], depth: usize, elements: &mut usize) -> Option<()> {
+    const CONSTRUCTED: u8 = 0x20;
+    const HIGH_TAG: u8 = 0x1f;
+    const LONG_FORM: u8 = 0x80;
+    const MAX_LEN_BYTES: usize = 4;
+    if depth > MAX_DER_DEPTH {
+        return None;
+    }
+    while !b.is_empty() {
+        *elements += 1;
+        if *elements > MAX_DER_ELEMENTS {
+            return None;
+        }
+        let tag = *b.first()?;
+        let mut at = 1;
+        if tag & HIGH_TAG == HIGH_TAG {
+            // High tag number: base-128 bytes, the last without the top bit (at most 4).
+            let n = b.get(1..)?.iter().take(4).position(|x| x & 0x80 == 0)? + 1;
+            at += n;
+        }
+        let first = *b.get(at)?;
+        at += 1;
+        let len = if first < LONG_FORM {
+            usize::from(first)
+        } else {
+            let n = usize::from(first & !LONG_FORM);
+            if n == 0 || n > MAX_LEN_BYTES {
+                return None; // indefinite (BER) or absurd
+            }
+            let bytes = b.get(at..at + n)?;
+            at += n;
+            bytes.iter().fold(0usize, |a, &x| (a << 8) | usize::from(x))
+        };
+        let value = b.get(at..at.checked_add(len)?)?;
+        if tag & CONSTRUCTED != 0 {
+            der_elements(value, depth + 1, elements)?;
+        }
+        b = b.get(at + len..)?;
+        if depth == 0 && !b.is_empty() {
+            return None; // one element at the top
+        }
+    }
+    Some(())
+}
+
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     let d = sha2::Sha256::digest(data);

@@ -274,6 +274,9 @@ impl Analyzer {
         self.stats
             .anomalies
             .add(Anomaly::MalformedMessage, u64::from(s.malformed));
+        self.stats
+            .anomalies
+            .add(Anomaly::GarbageCertificateList, u64::from(s.garbage_lists));
         self.out
             .push(Output::Handshake(Box::new(s.finish(ctx, ts))));
     }

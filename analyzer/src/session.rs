@@ -134,6 +134,8 @@ pub struct Session {
     pub messages: u32,
     /// Malformed messages seen.
     pub malformed: u32,
+    /// Certificate lists dropped because none of their entries is DER.
+    pub garbage_lists: u32,
 }
 
 impl Session {
@@ -162,6 +164,7 @@ impl Session {
             sent: [Sent::default(), Sent::default()],
             messages: 0,
             malformed: 0,
+            garbage_lists: 0,
         }
     }
 
@@ -374,6 +377,20 @@ impl Session {
     ) {
         if list.malformed {
             self.malformed += 1;
+        }
+        // TLS found by scanning plaintext (a STARTTLS, or another protocol's bytes that only
+        // looked like TLS, such as a tunnel's framing read as records), with an entry that is not
+        // even well-formed DER: no chain, no certificate, counted instead. A certificate that
+        // does not parse in a stream that was TLS from its first byte is still reported (with
+        // its parse error), as is a DER-shaped one whose contents are wrong.
+        if self.starttls.is_some()
+            && list
+                .certs
+                .iter()
+                .any(|der| !crate::cert::is_well_formed_der(der))
+        {
+            self.garbage_lists += 1;
+            return;
         }
         let chain: Vec<CertRef> = list
             .certs
@@ -781,6 +798,54 @@ mod tests {
             .alert
             .is_some_and(|a| a.after_server_cert && a.from == Side::Client));
         assert_eq!(h.server_chain.map(|c| c.len()), Some(1));
+    }
+
+    /// After plaintext, a certificate list with an entry that is not well-formed DER gives no
+    /// chain and no certificate (bytes that only looked like TLS); in a stream that was TLS from
+    /// its start, a certificate that does not parse is still reported.
+    #[test]
+    fn garbage_certificate_lists_are_counted_not_reported() {
+        let (mut s, mut c, mut o) = up_to_cert();
+        // A second server Certificate is ignored; use a fresh session for each case.
+        s.garbage_lists = 0;
+        // One entry: a SEQUENCE tag claiming 1,280 bytes of which 3 follow (an OpenVPN packet
+        // read as a record looked like this).
+        let garbage: [u8; 13] = [0, 0, 10, 0, 0, 7, 0x30, 0x82, 0x05, 0x00, 0xaa, 0x01, 0x02];
+        // Found after plaintext (as a tunnel's bytes are).
+        let mut g = Session::new(Protocol::Tls, Some("unknown"), 10);
+        g.on_message(
+            Dir::Resp,
+            msg::CLIENT_HELLO,
+            &client_hello(),
+            10,
+            &mut c,
+            &mut o,
+        );
+        g.on_message(
+            Dir::Orig,
+            msg::SERVER_HELLO,
+            &server_hello(),
+            11,
+            &mut c,
+            &mut o,
+        );
+        let before = o.len();
+        g.on_message(Dir::Orig, msg::CERTIFICATE, &garbage, 11, &mut c, &mut o);
+        assert_eq!(o.len(), before, "no certificate from garbage");
+        assert_eq!(g.garbage_lists, 1);
+        assert!(g.finish(&ctx(), 12).server_chain.is_none());
+        // CERT is a SEQUENCE holding an INTEGER: not a certificate, but DER-shaped: reported.
+        assert_eq!(s.finish(&ctx(), 12).server_chain.map(|c| c.len()), Some(1));
+        let ok = crate::cert::is_well_formed_der;
+        assert!(ok(&[0x30, 0x81, 0x03, 0x02, 0x01, 0x05]));
+        assert!(ok(&[0x30, 0x05, 0xa0, 0x03, 0x02, 0x01, 0x05]));
+        assert!(!ok(&[0x30, 0x81, 0x02, 0x00]));
+        assert!(!ok(&[0x30, 0x80, 0x00, 0x00]), "indefinite length");
+        assert!(
+            !ok(&[0x30, 0x04, 0x02, 0x01, 0x05, 0x00]),
+            "a child overruns"
+        );
+        assert!(!ok(&[0x30, 0x00, 0x30, 0x00]), "two elements at the top");
     }
 
     #[test]
