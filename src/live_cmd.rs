@@ -127,6 +127,7 @@ pub fn stats_event(r: &LiveReport, iface: &str, analyzer: &AnalyzerStats) -> Val
             "decode_problems_by_kind": decode_problems,
             "decode_problems_top_values": by_value,
             "tcp_out_of_window": e.tcp_out_of_window,
+            "tcp_resyncs": e.tcp_resyncs,
             "tcp_gaps": e.tcp_gaps,
             "other_packets": e.other_packets,
             "ip_fragment_overlaps": e.ip_fragment_overlaps,

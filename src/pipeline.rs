@@ -188,7 +188,7 @@ pub fn summary_text(s: &RunSummary) -> String {
     );
     let _ = writeln!(
         t,
-        "  reassembly: out-of-order segs {}, retransmitted bytes {}, overlap conflicts {}, gaps {}, out-of-window segs {}, buffer-cap drops {}, depth reached {}, mid-stream pickups {}",
+        "  reassembly: out-of-order segs {}, retransmitted bytes {}, overlap conflicts {}, gaps {}, out-of-window segs {}, buffer-cap drops {}, depth reached {}, mid-stream pickups {}, ISN changes before data {}, resyncs {}",
         c.tcp_out_of_order_segments,
         c.tcp_retransmitted_bytes,
         c.tcp_overlap_conflicts,
@@ -196,7 +196,9 @@ pub fn summary_text(s: &RunSummary) -> String {
         c.tcp_out_of_window,
         c.tcp_buffer_cap_drops,
         c.tcp_depth_reached,
-        c.tcp_midstream_pickups
+        c.tcp_midstream_pickups,
+        c.tcp_isn_changes,
+        c.tcp_resyncs
     );
     let _ = writeln!(
         t,

@@ -418,10 +418,13 @@ impl<A: App> Engine<A> {
                         return false;
                     };
                     let any_closed = f.closing || f.dirs.iter().any(|d| d.close_seen);
+                    // Before any data, a SYN with another ISN is the same connection retrying
+                    // (its direction keeps both starts; the data decides).
+                    let no_data = f.dirs.iter().all(|d| d.offset() == 0 && d.buffered() == 0);
                     any_closed
                         || (d.started()
                             && if d.syn_seen() {
-                                d.isn() != t.seq
+                                d.isn() != t.seq && !no_data
                             } else {
                                 d.distance(t.seq).abs() > REUSE_SEQ_DISTANCE
                             })

@@ -34,11 +34,31 @@ pub struct Limits {
     pub max_ooo_segments: usize,
 }
 
-/// Buffered out-of-order segments: disjoint, keyed by stream offset.
+/// Buffered out-of-order segments: disjoint, keyed by stream offset. Also, rarely, the other
+/// stream start of a direction whose SYN (or SYN-ACK) came again with another ISN before any
+/// data: kept here so that a direction stays 32 bytes.
 #[derive(Debug, Default)]
 struct Ooo {
     segs: BTreeMap<u64, Vec<u8>>,
     bytes: usize,
+    alt_base: Option<u32>,
+}
+
+/// A first data segment this far past a stream start (in bytes) still belongs to it (a window).
+const START_WINDOW: i64 = 1 << 16;
+
+/// Whether `p` begins with a TLS record header (content type 20-24, version 3.x with x <= 4, a
+/// length up to 2^14 + 2048): where a direction whose sequence numbers fit nothing resumes.
+fn tls_record_start(p: &[u8]) -> bool {
+    const MAX_RECORD: usize = (1 << 14) + 2048;
+    match p {
+        [ct, 3, minor, hi, lo, ..] => {
+            (20..=24).contains(ct)
+                && *minor <= 4
+                && usize::from(u16::from_be_bytes([*hi, *lo])) <= MAX_RECORD
+        }
+        _ => false,
+    }
 }
 
 /// One direction of a TCP stream.
@@ -142,14 +162,54 @@ impl TcpDir {
         stats: &mut Stats,
         sink: &mut Sink<'_>,
     ) -> Verdict {
-        if !self.started {
+        let fresh = !self.started;
+        if fresh {
             self.start(seq, syn);
         }
         if fin || rst {
             self.close_seen = true;
         }
+        let untouched = self.next == 0 && self.buffered() == 0;
+        if syn && !fresh && self.syn && untouched && seq.wrapping_add(1) != self.base {
+            // The SYN (or SYN-ACK) again with another ISN before any data: the data decides.
+            stats.tcp_isn_changes += 1;
+            self.ooo.get_or_insert_with(Box::default).alt_base = Some(seq.wrapping_add(1));
+        }
         let data_seq = if syn { seq.wrapping_add(1) } else { seq };
-        let dist = self.distance(data_seq);
+        let mut dist = self.distance(data_seq);
+        if untouched && !payload.is_empty() {
+            if (0..START_WINDOW).contains(&dist) {
+                // The data follows this start: another one kept aside is of no use.
+                if self.ooo.as_ref().is_some_and(|o| o.segs.is_empty()) {
+                    self.ooo = None;
+                }
+            } else {
+                let alt = self.ooo.as_ref().and_then(|o| o.alt_base).filter(|a| {
+                    (0..START_WINDOW).contains(&i64::from(data_seq.wrapping_sub(*a) as i32))
+                });
+                let resync = match alt {
+                    // The other ISN is the one the data follows.
+                    Some(a) => {
+                        self.base = a;
+                        true
+                    }
+                    // Fits no stream start at all, but a TLS record begins here: resume on it.
+                    None if dist.abs() > MAX_SEQ_AHEAD as i64 && tls_record_start(payload) => {
+                        self.base = data_seq;
+                        self.syn = false;
+                        true
+                    }
+                    None => false,
+                };
+                if resync {
+                    stats.tcp_resyncs += 1;
+                    if self.ooo.as_ref().is_some_and(|o| o.segs.is_empty()) {
+                        self.ooo = None;
+                    }
+                    dist = self.distance(data_seq);
+                }
+            }
+        }
         let len = payload.len() as u64;
         if dist > MAX_SEQ_AHEAD as i64 {
             stats.tcp_out_of_window += 1;

@@ -99,6 +99,11 @@ pub struct Stats {
     pub other_packets: u64,
     /// TCP segments far outside the expected sequence window (dropped).
     pub tcp_out_of_window: u64,
+    /// A SYN or SYN-ACK seen again with another ISN before any data.
+    pub tcp_isn_changes: u64,
+    /// Directions whose first data fitted no stream start but the other ISN, or began a TLS
+    /// record far from every start: the stream was resumed there.
+    pub tcp_resyncs: u64,
     /// Problems by kind ([`DecodeProblem::kind`]), sorted for stable output.
     pub decode_problems: std::collections::BTreeMap<DecodeProblem, u64>,
     /// The problems that name a value, by value (at most [`MAX_PROBLEM_VALUES`]).
@@ -165,6 +170,8 @@ impl Stats {
         self.ip_fragment_overlaps += o.ip_fragment_overlaps;
         self.other_packets += o.other_packets;
         self.tcp_out_of_window += o.tcp_out_of_window;
+        self.tcp_isn_changes += o.tcp_isn_changes;
+        self.tcp_resyncs += o.tcp_resyncs;
         // Kinds with values are added through their values (and the values dropped there).
         for (k, v) in &o.decode_problems {
             if k.with_value().is_none() {

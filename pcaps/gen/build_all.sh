@@ -34,6 +34,13 @@ build() {
   quic-keylog)
     # aioquic from PyPI (pip install aioquic)
     $CAP cases/quic-keylog.pcap -- python3 gen/quic.py >/dev/null ;;
+  tcp-isn)
+    # the first connection of mtls.pcap with its SYN-ACK (or SYN) seen twice with different ISNs
+    mkdir -p cases/tcp
+    for w in synack-before synack-after syn-before synack-lost; do
+      python3 gen/pcapedit.py isn $w cases/mtls.pcap cases/tcp/isn-$w.pcap
+      python3 tools/tshark_oracle.py cases/tcp/isn-$w.pcap > cases/tcp/isn-$w.tshark.jsonl 2>/dev/null
+    done ;;
   encap)
     # every frame of mtls.pcap (and ipv6-vlan.pcap) wrapped in each mirror/tunnel encapsulation,
     # with tshark's view of each (gen/encap.py; rebuild after mtls or ipv6-vlan)
@@ -52,7 +59,7 @@ if [[ $# -eq 0 ]]; then
   rm -f cases/*.pcap cases/*.expected.json cases/estate-rules.toml
   gen/pki.sh cases cases/pki
   gen/pki.sh estate cases/estate-pki
-  set -- $LOOPBACK_CASES reorder-dup $(for s in $STARTTLS; do echo starttls-$s; done) ipv6-vlan vxlan estate side-signals openvpn encap
+  set -- $LOOPBACK_CASES reorder-dup $(for s in $STARTTLS; do echo starttls-$s; done) ipv6-vlan vxlan estate side-signals openvpn encap tcp-isn
 fi
 for c in "$@"; do echo "== $c" >&2; build "$c"; done
 

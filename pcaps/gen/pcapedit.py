@@ -8,6 +8,10 @@ feature (no sch_netem, no 8021q) or where the case is a cut of a real capture.
   pcapedit.py cut-syn IN OUT       drop every packet up to and including the first pure ACK after SYN/SYN-ACK
   pcapedit.py cut-ch IN OUT        drop every packet up to and including the client's first data segment
   pcapedit.py vlan VID IN OUT      insert an 802.1Q tag (TPID 0x8100, PCP 0, VID) after the MAC addresses
+  pcapedit.py isn WHICH IN OUT     the first connection's SYN-ACK (or SYN) seen twice with different ISNs:
+                                   WHICH = synack-before (a bogus SYN-ACK, then the real one the data
+                                   follows), synack-after (the real one, then a bogus one), syn-before,
+                                   synack-lost (only a bogus SYN-ACK: the data fits no start)
 """
 import struct
 import sys
@@ -50,6 +54,8 @@ def tcp(frame):
 
 def main():
     op = sys.argv[1]
+    if op == "isn":
+        return isn(sys.argv[2], sys.argv[3], sys.argv[4])
     if op == "vlan":
         vid, src, dst = int(sys.argv[2]), sys.argv[3], sys.argv[4]
         hdr, pkts = read(src)
@@ -83,6 +89,34 @@ def main():
                 out.append([slots[i][0], slots[i][1], frames[a], len(frames[a])])
                 out.append([slots[i][0], slots[i][1], frames[c], len(frames[c])])
         pkts = out
+    else:
+        sys.exit(__doc__)
+    write(dst, hdr, pkts)
+
+
+def bogus_isn(frame):
+    """The frame (Ethernet/IPv4/TCP) with its sequence number changed (TCP checksum not fixed:
+    captures on loopback carry none that tshark checks)."""
+    ihl = (frame[14] & 15) * 4
+    t = 14 + ihl
+    seq = struct.unpack(">I", frame[t + 4:t + 8])[0]
+    return frame[:t + 4] + struct.pack(">I", seq ^ 0x5A5A5A5A) + frame[t + 8:]
+
+
+def isn(which, src, dst):
+    hdr, pkts = read(src)
+    info = [tcp(p[2]) for p in pkts]
+    syn = next(i for i, t in enumerate(info) if t and t[4] & 0x12 == 0x02)
+    synack = next(i for i, t in enumerate(info) if t and t[4] & 0x12 == 0x12)
+    at = syn if which == "syn-before" else synack
+    ts, us, frame, orig = pkts[at]
+    fake = [ts, us, bogus_isn(frame), orig]
+    if which in ("synack-before", "syn-before"):
+        pkts = pkts[:at] + [fake] + pkts[at:]
+    elif which == "synack-after":
+        pkts = pkts[:at + 1] + [fake] + pkts[at + 1:]
+    elif which == "synack-lost":
+        pkts = pkts[:at] + [fake] + pkts[at + 1:]
     else:
         sys.exit(__doc__)
     write(dst, hdr, pkts)
