@@ -55,8 +55,8 @@ const CASES: &[&str] = &[
 ];
 
 /// Cases tested elsewhere (estate: tests/estate.rs; QUIC: tests/keylog.rs; OpenVPN:
-/// tests/encapsulations.rs).
-const SKIPPED: &[&str] = &["estate", "quic-keylog", "openvpn"];
+/// tests/encapsulations.rs; the servers' mTLS verdicts: tests/client_auth.rs).
+const SKIPPED: &[&str] = &["estate", "quic-keylog", "openvpn", "mtls-outcomes"];
 
 /// Keys an expected.json may hold at the top level and per handshake; each is checked below.
 const CASE_KEYS: &[&str] = &[

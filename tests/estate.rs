@@ -485,14 +485,18 @@ fn estate_inventory_and_removal_status() {
     assert_eq!(outcomes[&ip("both")], "unknown");
     assert_eq!(outcomes[&ip("new-only")], "unknown");
     assert_eq!(outcomes[&ip("old-only")], "accepted");
-    // The mTLS partner's CertificateRequest names OLD: client_auth_trusted_by.
+    // The mTLS partner's CertificateRequest names OLD, and it accepted the gateway's chain under
+    // OLD: client_auth_trusted_by, once per evidence.
     let partner = srv
         .values()
         .find(|s| s["certificate_request_ca_names"].is_array())
         .expect("partner");
     assert_eq!(
         old["client_auth_trusted_by"],
-        serde_json::json!([{"ip": partner["ip"], "port": partner["port"]}])
+        serde_json::json!([
+            {"ip": partner["ip"], "port": partner["port"], "evidence": "accepted"},
+            {"ip": partner["ip"], "port": partner["port"], "evidence": "ca_names"}
+        ])
     );
     // The appliance's self-signed certificate is its own root, in its segments.
     let printer = srv

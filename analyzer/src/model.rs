@@ -99,6 +99,9 @@ pub struct Handshake {
     pub server_chain: Option<Vec<CertRef>>,
     /// Client Certificate message, in wire order (empty when the client sent an empty one).
     pub client_chain: Option<Vec<CertRef>>,
+    /// The server's verdict on that client chain: `Some(true)` accepted (the handshake completed),
+    /// `Some(false)` rejected (a fatal alert from the server), `None` unknown or no chain.
+    pub client_cert_verdict: Option<bool>,
     /// CA distinguished names (DER) from a CertificateRequest, if one was seen.
     pub cert_request_cas: Option<Vec<Vec<u8>>>,
     /// First fatal alert (or first alert if none was fatal).
@@ -152,6 +155,7 @@ impl Handshake {
             ja4: None,
             server_chain: Some(chain),
             client_chain: None,
+            client_cert_verdict: None,
             cert_request_cas: None,
             alert: None,
             established,

@@ -652,7 +652,29 @@ impl Session {
     }
 
     /// The record of this handshake, emitted at `ts`.
+    /// The server's verdict on the client's certificate (mTLS): accepted when the client sent a
+    /// chain and the handshake completed without a fatal alert from the server; rejected on a
+    /// fatal alert from the server after it. Unknown for TLS 1.3, whose rejection comes under
+    /// application keys that are never opened.
+    fn client_cert_verdict(&self) -> Option<bool> {
+        let sent = self.client_chain.as_ref().is_some_and(|c| !c.is_empty());
+        if !sent || self.tls13 {
+            return None;
+        }
+        let server_fatal = self
+            .alert
+            .is_some_and(|a| a.from == Side::Server && a.level == ALERT_FATAL);
+        if server_fatal {
+            Some(false)
+        } else if self.established() {
+            Some(true)
+        } else {
+            None
+        }
+    }
+
     pub fn finish(self, ctx: &FlowCtx, ts: TimestampNs) -> Handshake {
+        let client_cert_verdict = self.client_cert_verdict();
         let client_dir = self.client_dir.unwrap_or(Dir::Orig);
         let (client, server) = match client_dir {
             Dir::Orig => (ctx.orig, ctx.resp),
@@ -707,6 +729,7 @@ impl Session {
             ja4,
             server_chain: self.server_chain,
             client_chain: self.client_chain,
+            client_cert_verdict,
             cert_request_cas: self.cert_request_cas,
             alert: self.alert,
             established: self.state == State::Established,

@@ -588,9 +588,13 @@ impl Enricher {
             .as_ref()
             .map(|c| c.iter().map(|r| r.info.clone()).collect())
             .unwrap_or_default();
+        let mut client_auth_outcome = None;
         if !client_presented.is_empty() {
             let b = self.build(&client_presented, instant);
             out.extra.client = Some(b.result.clone());
+            client_auth_outcome = h
+                .client_cert_verdict
+                .zip(b.deps.last().cloned().map(Box::new));
             let removal = self.removal_findings(&b, instant, rules::Outcome::Unknown);
             for f in removal {
                 if !self.admit_removal(&f, (h.client.0, "client-cert"), ts) {
@@ -635,6 +639,7 @@ impl Enricher {
             cas,
             leaf_sha256: built_chain.as_ref().and_then(|b| b.first),
             client_auth_ca_names,
+            client_auth_outcome,
             algorithms: model::Algorithms {
                 group: h.group,
                 leaf_key: leaf.map(|l| l.public_key_algorithm.clone()),

@@ -117,6 +117,10 @@ pub struct Observation {
     pub leaf_sha256: Option<[u8; 32]>,
     /// Subject DNs from a CertificateRequest (for `client_auth_trusted_by`).
     pub client_auth_ca_names: Vec<String>,
+    /// The server's verdict on the client's chain (true: accepted) and the CA that chain was
+    /// built to (its anchor, or the top CA presented): `client_auth_trusted_by` learnt from
+    /// outcomes, and `client_auth_rejected_by`.
+    pub client_auth_outcome: Option<(bool, Box<CaRef>)>,
     /// What the post-quantum migration map needs (`inventory --algorithms`).
     pub algorithms: Algorithms,
 }

@@ -328,3 +328,37 @@ pub(super) fn ca_signals(
     }
     Ok(())
 }
+
+/// The servers' verdicts on client chains (mTLS), by server endpoint, client CA and verdict.
+pub(super) fn auth_outcomes(
+    tx: &Transaction<'_>,
+    src: &str,
+    ids: &CaIds,
+    agg: &FastMap<super::AuthKey, SignalAgg>,
+) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT INTO client_auth_outcome VALUES(?1,?2,?3,?4,?5,?6,?7,?8)
+         ON CONFLICT(source, ip, port, ca, evidence) DO UPDATE SET
+           first_seen=min(first_seen, excluded.first_seen),
+           last_seen=max(last_seen, excluded.last_seen),
+           handshakes=handshakes+excluded.handshakes",
+    )?;
+    let mut rows: Vec<(IpText, u16, &str, &str, &SignalAgg)> = agg
+        .iter()
+        .map(|(((ip, port), ca, ev), a)| (IpText::new(ip), *port, ids.sha(*ca), *ev, a))
+        .collect();
+    rows.sort_unstable_by(|a, b| (&a.0, a.1, a.2, a.3).cmp(&(&b.0, b.1, b.2, b.3)));
+    for (ip, port, ca, ev, a) in rows {
+        st.execute(params![
+            src,
+            ip,
+            port,
+            ca,
+            ev,
+            a.first,
+            a.last,
+            a.requests as i64
+        ])?;
+    }
+    Ok(())
+}

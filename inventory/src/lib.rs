@@ -385,8 +385,12 @@ struct Pending {
     day: FastMap<DayKey, Counts>,
     client_algo: FastMap<IpAddr, ClientAlgoAgg>,
     signal: FastMap<SignalKey, SignalAgg>,
+    auth: FastMap<AuthKey, SignalAgg>,
     deferred: Vec<Deferred>,
 }
+
+/// (server endpoint, the client chain's CA, "accepted" / "rejected") of an mTLS verdict.
+type AuthKey = (EpKey, CaId, &'static str);
 
 /// (CA, client, evidence) of a side signal.
 type SignalKey = (CaId, IpAddr, &'static str);
@@ -407,6 +411,7 @@ impl Pending {
             + self.day.len()
             + self.client_algo.len()
             + self.signal.len()
+            + self.auth.len()
     }
 }
 
@@ -455,6 +460,10 @@ CREATE TABLE IF NOT EXISTS endpoint(source TEXT NOT NULL, ip TEXT NOT NULL, port
 CREATE TABLE IF NOT EXISTS client_algo(source TEXT NOT NULL, ip TEXT NOT NULL,
   first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL, handshakes INTEGER NOT NULL,
   pq_group INTEGER NOT NULL, pq_sig INTEGER NOT NULL, PRIMARY KEY(source, ip));
+CREATE TABLE IF NOT EXISTS client_auth_outcome(source TEXT NOT NULL, ip TEXT NOT NULL,
+  port INTEGER NOT NULL, ca TEXT NOT NULL, evidence TEXT NOT NULL, first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL, handshakes INTEGER NOT NULL,
+  PRIMARY KEY(source, ip, port, ca, evidence));
 CREATE TABLE IF NOT EXISTS ca_signal(source TEXT NOT NULL, ca TEXT NOT NULL, client TEXT NOT NULL,
   evidence TEXT NOT NULL, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
   requests INTEGER NOT NULL, PRIMARY KEY(source, ca, client, evidence));
@@ -693,6 +702,22 @@ impl Inventory {
                     &mut truncated,
                 );
             }
+        }
+        // The server's verdict on a client chain: which client CAs it trusts, learnt from what
+        // it accepted and refused.
+        if let Some((accepted, ca)) = &o.client_auth_outcome {
+            let id = self.note_ca(ca, &mut truncated);
+            let ev = if *accepted { "accepted" } else { "rejected" };
+            let a = self.pending.auth.entry((key, id, ev)).or_insert(SignalAgg {
+                first: ts,
+                last: ts,
+                requests: 0,
+            });
+            a.first = a.first.min(ts);
+            a.last = a.last.max(ts);
+            a.requests += 1;
+        }
+        if let Some(ep) = self.pending.ep.get_mut(&key) {
             if let Some(e) = o.evidence.filter(|_| direct) {
                 ep.evidence |= Evidence::bit(e);
             }
@@ -974,6 +999,7 @@ impl Inventory {
         flush::ca_days(&tx, src, ids, &ranks, &p.day)?;
         flush::client_algos(&tx, src, &p.client_algo)?;
         flush::ca_signals(&tx, src, ids, &p.signal)?;
+        flush::auth_outcomes(&tx, src, ids, &p.auth)?;
         tx.commit()?;
         self.stats.flushes += 1;
         if let Some(f) = &mut self.fresh_eps {
@@ -1090,6 +1116,21 @@ impl Inventory {
                 [],
                 |r| r.get(0),
             )?;
+            let has_auth_outcome: bool = tx.query_row(
+                "SELECT count(*) > 0 FROM src.sqlite_master WHERE name = 'client_auth_outcome'",
+                [],
+                |r| r.get(0),
+            )?;
+            if has_auth_outcome {
+                tx.execute_batch(
+                    "INSERT INTO main.client_auth_outcome SELECT * FROM src.client_auth_outcome
+                       WHERE true
+                       ON CONFLICT(source, ip, port, ca, evidence) DO UPDATE SET
+                         first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+                         handshakes=excluded.handshakes
+                       WHERE excluded.handshakes>=handshakes;",
+                )?;
+            }
             if has_ca_signal {
                 tx.execute_batch(
                     "INSERT INTO main.ca_signal SELECT * FROM src.ca_signal WHERE true

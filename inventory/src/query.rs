@@ -25,11 +25,14 @@ pub struct CaInfo {
     pub removals: Vec<String>,
 }
 
-/// `{"ip","port"}`.
+/// `{"ip","port","evidence"}`: an mTLS server and how its trust in a client CA is known:
+/// `"ca_names"` (its CertificateRequest names the CA), `"accepted"` (it completed handshakes with
+/// client chains built to the CA), `"rejected"` (it refused them with a fatal alert).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EndpointRef {
     pub ip: String,
     pub port: u16,
+    pub evidence: &'static str,
 }
 
 /// One client of an endpoint under one CA.
@@ -94,6 +97,9 @@ pub struct SignalClient {
 pub struct CaEntry {
     pub ca: CaInfo,
     pub endpoints: Vec<EndpointEntry>,
+    /// The mTLS servers whose trust in this CA is known, one element per server and evidence
+    /// (DESIGN.md §6): `ca_names` and `accepted` say it trusts the CA, `rejected` that it
+    /// refused a client chain built to it.
     pub client_auth_trusted_by: Vec<EndpointRef>,
     /// Clients whose side signals name this CA (only when there are some).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -400,6 +406,27 @@ pub(super) fn query(conn: &Connection, filter: Option<&str>) -> Result<Vec<CaEnt
                 .insert((r.get(0)?, r.get(1)?));
         }
     }
+    // The servers' verdicts on client chains, by client CA.
+    let mut verdicts: HashMap<String, Vec<EndpointRef>> = HashMap::new();
+    {
+        let mut st = conn.prepare(
+            "SELECT DISTINCT ca, ip, port, evidence FROM client_auth_outcome ORDER BY ca, ip, port",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let ev: String = r.get(3)?;
+            let evidence = if ev == "accepted" {
+                "accepted"
+            } else {
+                "rejected"
+            };
+            verdicts.entry(r.get(0)?).or_default().push(EndpointRef {
+                ip: r.get(1)?,
+                port: r.get(2)?,
+                evidence,
+            });
+        }
+    }
     let mut out = Vec::with_capacity(cas.len());
     for ca in cas {
         let mut endpoints = Vec::new();
@@ -435,9 +462,11 @@ pub(super) fn query(conn: &Connection, filter: Option<&str>) -> Result<Vec<CaEnt
             .map(|(ip, port)| EndpointRef {
                 ip: ip.clone(),
                 port: *port,
+                evidence: "ca_names",
             })
             .collect();
-        trusted.sort_by_key(|a| (ip_order(&a.ip), a.port));
+        trusted.extend(verdicts.remove(&ca.sha256).unwrap_or_default());
+        trusted.sort_by_key(|a| (ip_order(&a.ip), a.port, a.evidence));
         let side_signal_clients = signal_clients.remove(&ca.sha256).unwrap_or_default();
         out.push(CaEntry {
             ca,

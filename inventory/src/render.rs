@@ -149,7 +149,7 @@ pub fn render_table(entries: &[CaEntry]) -> String {
             let list: Vec<String> = e
                 .client_auth_trusted_by
                 .iter()
-                .map(|x| ep_label(&x.ip, x.port))
+                .map(|x| format!("{}({})", ep_label(&x.ip, x.port), x.evidence))
                 .collect();
             rows.push(vec![
                 ca.clone(),

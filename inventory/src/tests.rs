@@ -46,6 +46,7 @@ fn obs(ts_s: i64, client: &str, server: &str, sni: Option<&str>, cas: Vec<CaRef>
         cas,
         leaf_sha256: None,
         client_auth_ca_names: vec![],
+        client_auth_outcome: None,
         algorithms: Default::default(),
     }
 }
@@ -429,7 +430,8 @@ fn client_auth_trusted_by_matches_certificate_request_names() {
         d.client_auth_trusted_by,
         vec![EndpointRef {
             ip: "10.0.0.9".into(),
-            port: 443
+            port: 443,
+            evidence: "ca_names"
         }]
     );
     assert!(find(&q, "aa11").client_auth_trusted_by.is_empty());

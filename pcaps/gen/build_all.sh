@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."              # pcaps/
 [[ $(id -u) == 0 ]] || { echo "build_all.sh: needs root (network namespaces, tcpdump)" >&2; exit 1; }
 for t in openssl openvpn ip ethtool tcpdump tshark python3; do command -v $t >/dev/null || { echo "missing: $t" >&2; exit 1; }; done
 CAP=tools/netns_capture.sh
-LOOPBACK_CASES="record-split-512 tcp-1byte port-reuse mtls tls13 tls10 resumed-tls12 unknown-ca tls13-keylog quic-keylog"
+LOOPBACK_CASES="record-split-512 tcp-1byte port-reuse mtls tls13 tls10 resumed-tls12 unknown-ca tls13-keylog quic-keylog mtls-outcomes"
 STARTTLS="smtp imap pop3 ftp ldap xmpp postgres mysql"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 

@@ -251,6 +251,69 @@ def tls13_keylog():
                    "trustmap must report WITH --keylog (without it, every chain is hidden)", keylog="tls13-keylog.keys")
 
 
+def py_mtls_server(ip, cafile, n):
+    """Python ssl mTLS server, TLS 1.2, CERT_REQUIRED: its CertificateRequest names no CA (Python
+    never sets a client CA list), so only its verdicts say which client CAs it trusts. Serves `n`
+    connections in a thread; a refused client gets OpenSSL's fatal alert."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(p("server-chain.pem"), p("server.key"))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cafile)
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind((ip, 443))
+    ls.listen(8)
+
+    def run():
+        for _ in range(n):
+            conn, _ = ls.accept()
+            try:
+                s = ctx.wrap_socket(conn, server_side=True)
+                s.recv(100)
+                s.sendall(b"HTTP/1.0 200 ok\r\n\r\n")
+                s.close()
+            except (ssl.SSLError, OSError):
+                conn.close()
+        ls.close()
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def mtls_outcomes():
+    """Two Python mTLS servers with an empty CA list: A trusts the test root, B the estate's OLD
+    root. Each gets a client chain under the test root (client.pem, client-int) and one under
+    OLD (the estate's gateway.corp.example, Corp Issuing CA G1): each accepts one and refuses the
+    other with a fatal alert (unknown_ca)."""
+    import os
+    est = lambda f: os.path.join(os.path.dirname(p("root.pem")), "..", "estate-pki", f)  # noqa: E731
+    old_root, gw_chain = est("old-root.pem"), fps(est("gateway-chain.pem"))
+    out, port = [], 40070
+    for ip, trust in (("127.0.1.70", p("root.pem")), ("127.0.1.71", old_root)):
+        t = py_mtls_server(ip, trust, 2)
+        wait_listen(443, ip=ip)
+        for cert, key, chain, fp in ((p("client.pem"), p("client.key"), p("client-int.pem"), CLI_CHAIN),
+                                     (est("gateway.pem"), est("gateway.key"), est("old-int.pem"), gw_chain)):
+            port += 1
+            c = ("127.0.2.70", port)
+            accepted = (trust == old_root) == (fp == gw_chain)
+            s_client(ip, 443, c, "-tls1_2", "-CAfile", p("root.pem"), "-cert", cert, "-key", key,
+                     "-cert_chain", chain, servername="server.test.example",
+                     check=b"HTTP/1.0 200 ok" if accepted else None)
+            h = hs(c, (ip, 443), SRV_CHAIN, "server.test.example", "1.2", client_chain=fp,
+                   outcome="accepted" if accepted else "rejected")
+            if not accepted:
+                h["alert"] = {"from": "server", "code": 48, "name": "unknown_ca"}
+            h["server_trusts"] = "test-root" if trust == p("root.pem") else "estate-old-root"
+            h["client_cert_accepted"] = accepted
+            out.append(h)
+        t.join(10)
+    write_expected("mtls-outcomes", out,
+                   "Python ssl mTLS servers whose CertificateRequest names no CA: which client CAs each "
+                   "trusts shows only in its verdicts (accepted, or a fatal alert from the server)")
+
+
 def tunnel(name, srv_ip, cli_ip, sni, what, encap):
     """Runs in the client namespace of twons.sh; the server was started in the peer namespace."""
     import json
@@ -262,7 +325,7 @@ def tunnel(name, srv_ip, cli_ip, sni, what, encap):
 
 CASES = {f.__name__.replace("_", "-"): f for f in
          (record_split_512, tcp_1byte, base_long, port_reuse, mtls, tls13, tls10, resumed_tls12, unknown_ca,
-          tls13_keylog)}
+          tls13_keylog, mtls_outcomes)}
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":        # twons.sh: the server side in the peer namespace

@@ -443,6 +443,7 @@ mod tests {
             }],
             leaf_sha256: None,
             client_auth_ca_names: vec![],
+            client_auth_outcome: None,
             algorithms: Default::default(),
         })
         .unwrap();
