@@ -211,6 +211,18 @@ pub fn summary_text(s: &RunSummary) -> String {
         "  protocols: tls flows {} (starttls {}, sslv2 {}, mid-stream {}), quic {}, dtls flows {}, stun datagrams {}, openvpn {} (tls-crypt, unreadable: {}), not tls {}",
         a.tls_flows, a.starttls_flows, a.sslv2_flows, a.midstream, a.quic_flows, a.dtls_flows, a.stun_datagrams, a.openvpn_flows, a.openvpn_tls_crypt, a.not_tls
     );
+    let udp: Vec<String> = a
+        .top_unread_udp_ports(5)
+        .into_iter()
+        .map(|(p, n)| format!("{p}: {n}"))
+        .collect();
+    if !udp.is_empty() {
+        let _ = writeln!(
+            t,
+            "  UDP flows not read, by port (top 5): {}",
+            udp.join(", ")
+        );
+    }
     if a.keylog_found + a.keylog_missing > 0 {
         let _ = writeln!(
             t,

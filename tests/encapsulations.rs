@@ -261,3 +261,32 @@ fn tcp_isn_changes_and_resync() {
         assert!(err.contains("gaps 0"), "{name}: {err}");
     }
 }
+
+/// UDP flows in which nothing could be read are named by port in the summary: here three flows
+/// to port 9999 and one to 5353 carry bytes that are neither QUIC, DTLS, STUN nor OpenVPN.
+#[test]
+fn unread_udp_flows_are_named_by_port() {
+    use testkit::packet::{eth, udp};
+    let mut w = testkit::pcap::PcapWriter::new(1, false);
+    for (i, dport) in [9999u16, 9999, 9999, 5353].into_iter().enumerate() {
+        let frame = eth(
+            0x0800,
+            &udp(
+                [10, 0, 0, 1],
+                40000 + i as u16,
+                [10, 0, 0, 2],
+                dport,
+                b"hello, not tls",
+            ),
+        );
+        w.packet(1_000_000_000 + i as u64, &frame);
+    }
+    let d = testkit::TempDir::new("udp-unread");
+    let p = d.join("udp.pcap");
+    std::fs::write(&p, &w.buf).expect("write");
+    let (_, err) = analyze(&p);
+    assert!(
+        err.contains("UDP flows not read, by port (top 5): 9999: 3, 5353: 1"),
+        "{err}"
+    );
+}

@@ -87,6 +87,39 @@ pub struct AnalyzerStats {
     /// encrypted (tls-crypt: no chain can be read).
     pub openvpn_flows: u64,
     pub openvpn_tls_crypt: u64,
+    /// UDP flows in which nothing was read (no QUIC, DTLS, STUN or OpenVPN), by the responder's
+    /// port (at most [`MAX_UNREAD_PORTS`] ports; the rest in `udp_unread_other_ports`).
+    pub udp_unread_ports: std::collections::BTreeMap<u16, u64>,
+    pub udp_unread_other_ports: u64,
+}
+
+/// Distinct UDP ports counted one by one in [`AnalyzerStats::udp_unread_ports`].
+pub const MAX_UNREAD_PORTS: usize = 256;
+
+impl AnalyzerStats {
+    /// Counts `n` unread UDP flows on `port`.
+    fn unread_udp(&mut self, port: u16, n: u64) {
+        let full = self.udp_unread_ports.len() >= MAX_UNREAD_PORTS;
+        match self.udp_unread_ports.get_mut(&port) {
+            Some(c) => *c += n,
+            None if !full => {
+                self.udp_unread_ports.insert(port, n);
+            }
+            None => self.udp_unread_other_ports += n,
+        }
+    }
+
+    /// The `n` UDP ports with the most unread flows, most first.
+    pub fn top_unread_udp_ports(&self, n: usize) -> Vec<(u16, u64)> {
+        let mut v: Vec<(u16, u64)> = self
+            .udp_unread_ports
+            .iter()
+            .map(|(p, c)| (*p, *c))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v.truncate(n);
+        v
+    }
 }
 
 impl AnalyzerStats {
@@ -108,6 +141,10 @@ impl AnalyzerStats {
         self.side_signals += o.side_signals;
         self.openvpn_flows += o.openvpn_flows;
         self.openvpn_tls_crypt += o.openvpn_tls_crypt;
+        for (p, n) in &o.udp_unread_ports {
+            self.unread_udp(*p, *n);
+        }
+        self.udp_unread_other_ports += o.udp_unread_other_ports;
     }
 }
 
@@ -634,6 +671,17 @@ impl Analyzer {
         inner.never_tls = true;
     }
 
+    /// A UDP flow in which nothing was read: counted by its responder's port.
+    fn count_unread_udp(&mut self, ctx: &FlowCtx, inner: &Inner) {
+        if inner.dtls.is_none()
+            && inner.quic.is_none()
+            && inner.ovpn.is_none()
+            && inner.udp_other > 0
+        {
+            self.stats.unread_udp(ctx.resp.1, 1);
+        }
+    }
+
     /// An OpenVPN TCP direction: packets out of the 2-byte length framing.
     fn openvpn_tcp(
         &mut self,
@@ -1100,6 +1148,7 @@ impl App for Analyzer {
             && inner.udp_other > 2 * self.cfg.max_plaintext_scan;
         if idle {
             self.stats.not_tls += 1;
+            self.count_unread_udp(ctx, &inner);
         }
         if done || idle {
             s.done = true;
@@ -1139,6 +1188,9 @@ impl App for Analyzer {
         };
         // Secrets that came after the flow's last packet still open its kept flight.
         self.retry_keys(&mut inner, ts);
+        if ctx.transport == capture::Transport::Udp {
+            self.count_unread_udp(ctx, &inner);
+        }
         if let Some(sess) = inner.session {
             if sess.worth_reporting() {
                 self.emit(ctx, sess, ts);
