@@ -65,6 +65,13 @@ fn trustmap(args: &[&str], dir: &Path) -> std::process::Output {
     out
 }
 
+/// `trustmap analyze -q -o /dev/null --db DB ARGS...` from the repository root.
+fn analyze_into(db: &str, args: &[&str]) {
+    let mut all = vec!["analyze", "-q", "-o", "/dev/null", "--db", db];
+    all.extend_from_slice(args);
+    trustmap(&all, &root());
+}
+
 fn needs_root_and_openssl() {
     let is_root = Command::new("id")
         .arg("-u")
@@ -195,19 +202,7 @@ fn probe_records_the_hidden_chain_and_never_leaves_allow() {
     let cases = root().join("pcaps/cases");
     // The inventory: a TLS 1.3 endpoint whose chain is hidden (127.0.1.6) and a TLS 1.0 one with
     // a visible chain (127.0.1.7).
-    trustmap(
-        &[
-            "analyze",
-            "-q",
-            "--db",
-            db_s,
-            "-o",
-            "/dev/null",
-            "pcaps/cases/tls13.pcap",
-            "pcaps/cases/tls10.pcap",
-        ],
-        &root(),
-    );
+    analyze_into(db_s, &["pcaps/cases/tls13.pcap", "pcaps/cases/tls10.pcap"]);
     let rules = dir.join("rules.toml");
     std::fs::write(
         &rules,
@@ -314,14 +309,9 @@ fn probe_shows_the_estate_ledger_under_the_removed_root() {
         "corp=pcaps/cases/estate-pki/old-root.pem",
         "corp=pcaps/cases/estate-pki/new-root.pem",
     );
-    trustmap(
+    analyze_into(
+        db_s,
         &[
-            "analyze",
-            "-q",
-            "--db",
-            db_s,
-            "-o",
-            "/dev/null",
             "--rules",
             rules,
             "--anchors",
@@ -330,7 +320,6 @@ fn probe_shows_the_estate_ledger_under_the_removed_root() {
             new,
             "pcaps/cases/estate.pcap",
         ],
-        &root(),
     );
     let exp: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("pcaps/cases/estate.expected.json"))

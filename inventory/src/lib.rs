@@ -402,6 +402,20 @@ struct SignalAgg {
     requests: u64,
 }
 
+impl SignalAgg {
+    /// One more event at `ts` under `key` (side signals, mTLS verdicts).
+    fn bump<K: std::hash::Hash + Eq>(map: &mut FastMap<K, SignalAgg>, key: K, ts: i64) {
+        let a = map.entry(key).or_insert(SignalAgg {
+            first: ts,
+            last: ts,
+            requests: 0,
+        });
+        a.first = a.first.min(ts);
+        a.last = a.last.max(ts);
+        a.requests += 1;
+    }
+}
+
 impl Pending {
     fn rows(&self) -> usize {
         self.ep.len()
@@ -708,14 +722,7 @@ impl Inventory {
         if let Some((accepted, ca)) = &o.client_auth_outcome {
             let id = self.note_ca(ca, &mut truncated);
             let ev = if *accepted { "accepted" } else { "rejected" };
-            let a = self.pending.auth.entry((key, id, ev)).or_insert(SignalAgg {
-                first: ts,
-                last: ts,
-                requests: 0,
-            });
-            a.first = a.first.min(ts);
-            a.last = a.last.max(ts);
-            a.requests += 1;
+            SignalAgg::bump(&mut self.pending.auth, (key, id, ev), ts);
         }
         if let Some(ep) = self.pending.ep.get_mut(&key) {
             if let Some(e) = o.evidence.filter(|_| direct) {
@@ -818,18 +825,7 @@ impl Inventory {
         let mut truncated = 0u64;
         for c in o.cas.iter().take(MAX_CAS_PER_CHAIN) {
             let id = self.note_ca(c, &mut truncated);
-            let a = self
-                .pending
-                .signal
-                .entry((id, o.client_ip, o.evidence))
-                .or_insert(SignalAgg {
-                    first: ts,
-                    last: ts,
-                    requests: 0,
-                });
-            a.first = a.first.min(ts);
-            a.last = a.last.max(ts);
-            a.requests += 1;
+            SignalAgg::bump(&mut self.pending.signal, (id, o.client_ip, o.evidence), ts);
         }
         self.stats.truncated += truncated;
         self.stats.signals += 1;
