@@ -9,9 +9,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// `trustmap analyze` (no inventory: the tests run in parallel): the tls events and the summary.
 fn analyze(pcap: &std::path::Path) -> (Vec<Value>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
-        .args(["analyze", "-o", "-"])
+        .args(["analyze", "--db", ":memory:", "-o", "-"])
         .arg(pcap)
         .output()
         .expect("run trustmap");
