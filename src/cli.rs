@@ -208,6 +208,10 @@ struct CommonArgs {
     /// codes) at most once per this many seconds of capture time; 0 emits every occurrence.
     #[arg(long, default_value_t = 86_400)]
     suppress: i64,
+    /// Write each unique certificate once as `DIR/<sha256>.pem` (atomically), like Suricata's
+    /// tls-store.
+    #[arg(long = "store-certs", value_name = "DIR")]
+    store_certs: Option<PathBuf>,
     /// Do not print the end-of-run summary.
     #[arg(short, long)]
     quiet: bool,
@@ -394,6 +398,7 @@ struct Prepared {
     enricher: Enricher,
     sink: EventSink,
     inventory: inventory::InventoryWriter,
+    certs: Option<sinks::certstore::CertStore>,
 }
 
 fn prepare(c: &CommonArgs) -> Result<Prepared, Fail> {
@@ -427,12 +432,19 @@ fn prepare(c: &CommonArgs) -> Result<Prepared, Fail> {
         keylog: Some(std::sync::Arc::new(keylog)),
         ..analyzer::AnalyzerConfig::default()
     };
+    let certs = c
+        .store_certs
+        .as_deref()
+        .map(sinks::certstore::CertStore::open)
+        .transpose()
+        .map_err(|e| runtime(format!("--store-certs: {e}")))?;
     Ok(Prepared {
         engine,
         analyzer,
         enricher,
         sink: EventSink::new(out),
         inventory,
+        certs,
     })
 }
 
@@ -448,6 +460,7 @@ fn analyze_inner(a: AnalyzeArgs) -> Result<(), Fail> {
         enricher: &mut p.enricher,
         sink: &mut p.sink,
         inventory: Some(&mut p.inventory),
+        certs: p.certs.as_mut(),
     };
     let sum = pipeline::analyze(&opts, &mut stages).map_err(runtime)?;
     if !a.common.quiet {
@@ -475,6 +488,7 @@ fn capture_inner(a: CaptureArgs) -> Result<(), Fail> {
         enricher: p.enricher,
         sink: p.sink,
         inventory: p.inventory,
+        certs: p.certs,
         quiet: a.common.quiet,
         keylog_files: a.common.keylogs.clone(),
     })

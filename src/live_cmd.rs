@@ -40,6 +40,8 @@ pub struct CaptureSetup {
     pub enricher: Enricher,
     pub sink: EventSink,
     pub inventory: InventoryWriter,
+    /// `--store-certs DIR`.
+    pub certs: Option<sinks::certstore::CertStore>,
     pub quiet: bool,
     /// `--keylog` files, followed as they grow while the capture runs.
     pub keylog_files: Vec<std::path::PathBuf>,
@@ -147,6 +149,7 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
         mut enricher,
         mut sink,
         mut inventory,
+        mut certs,
         quiet,
         keylog_files,
     } = setup;
@@ -161,6 +164,7 @@ pub fn run(setup: CaptureSetup) -> Result<(), String> {
                 enricher: &mut enricher,
                 sink: &mut sink,
                 inventory: Some(&mut inventory),
+                certs: certs.as_mut(),
             };
             let mut err = None;
             // Each worker parses certificates with its own cache: report each one once.

@@ -30,6 +30,8 @@ pub struct RunSummary {
     pub enrich: EnrichStats,
     /// The inventory writer's counters (absent with no inventory).
     pub inventory: Option<RecordStats>,
+    /// `--store-certs`: (written, already there, errors).
+    pub cert_store: Option<(u64, u64, u64)>,
 }
 
 /// Analyzer outputs in flight between the packet stage and the enrichment stage.
@@ -39,6 +41,8 @@ pub struct Stages<'a> {
     pub enricher: &'a mut Enricher,
     pub sink: &'a mut EventSink,
     pub inventory: Option<&'a mut InventoryWriter>,
+    /// `--store-certs DIR`: each unique certificate as `DIR/<sha256>.pem`.
+    pub certs: Option<&'a mut sinks::certstore::CertStore>,
 }
 
 impl Stages<'_> {
@@ -49,6 +53,10 @@ impl Stages<'_> {
         let inventory = self.inventory.as_deref_mut().map(InventoryWriter::finish);
         sum.enrich = self.enricher.stats.clone();
         sum.events = self.sink.events();
+        sum.cert_store = self
+            .certs
+            .as_deref()
+            .map(|c| (c.written, c.present, c.errors));
         events?;
         sum.inventory = inventory.transpose()?;
         Ok(())
@@ -67,6 +75,9 @@ impl Stages<'_> {
                     ts_ns: ts,
                 };
                 self.sink.emit(&ev)?;
+                if let Some(store) = self.certs.as_deref_mut() {
+                    store.store(&ci.sha256, &ci.der);
+                }
             }
             Output::Handshake(h) => {
                 sum.handshakes += 1;
@@ -252,6 +263,12 @@ pub fn summary_text(s: &RunSummary) -> String {
             anomalies.join(", ")
         }
     );
+    if let Some((w, p, e)) = s.cert_store {
+        let _ = writeln!(
+            t,
+            "  certificate store: {w} written, {p} already there, {e} could not be written"
+        );
+    }
     if c.decode_problems.is_empty() {
         let _ = writeln!(t, "  decode problems: none");
     } else {

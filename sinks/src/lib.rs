@@ -5,6 +5,7 @@
 //! Graphviz graph.
 #![forbid(unsafe_code)]
 
+pub mod certstore;
 pub mod events;
 pub mod ndjson;
 pub mod report;
