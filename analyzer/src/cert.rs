@@ -76,8 +76,8 @@ pub fn ocsp_hashes(der: &[u8]) -> Option<OcspHashes> {
     })
 }
 
-/// SHA-1, for OCSP CertID matching only.
-fn sha1(data: &[u8]) -> [u8; 20] {
+/// SHA-1, for OCSP CertID matching and the Community ID flow hash only.
+pub fn sha1(data: &[u8]) -> [u8; 20] {
     let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
     <[u8; 20]>::try_from(d.as_ref()).unwrap_or_default()
 }

@@ -478,11 +478,20 @@ impl Serialize for TlsEvent<'_> {
         use serde::ser::SerializeMap;
         #[derive(Serialize)]
         struct Network {
+            community_id: String,
             protocol: &'static str,
             transport: &'static str,
         }
         let h = self.h;
         let network = Network {
+            community_id: crate::community_id::v1(
+                h.client,
+                h.server,
+                match h.transport {
+                    capture::Transport::Tcp => crate::community_id::TCP,
+                    capture::Transport::Udp => crate::community_id::UDP,
+                },
+            ),
             protocol: match h.protocol {
                 Protocol::Tls => "tls",
                 Protocol::Dtls => "dtls",
@@ -730,6 +739,7 @@ impl Serialize for SideSignalEvent<'_> {
         use serde::ser::SerializeMap;
         #[derive(Serialize)]
         struct Network {
+            community_id: String,
             protocol: &'static str,
             transport: &'static str,
         }
@@ -819,6 +829,11 @@ impl Serialize for SideSignalEvent<'_> {
         m.serialize_entry(
             "network",
             &Network {
+                community_id: crate::community_id::v1(
+                    sig.client,
+                    sig.server,
+                    crate::community_id::TCP,
+                ),
                 protocol: "http",
                 transport: "tcp",
             },

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod certstore;
+pub mod community_id;
 pub mod events;
 pub mod ndjson;
 pub mod report;
