@@ -124,9 +124,13 @@ impl Stats {
 
     fn problems(&mut self, p: DecodeProblem, n: u64) {
         *self.decode_problems.entry(p.kind()).or_insert(0) += n;
-        if p.with_value().is_none() {
-            return;
+        if p.with_value().is_some() {
+            self.problem_value(p, n);
         }
+    }
+
+    /// `n` more of the value `p` names, while there is room for another value.
+    fn problem_value(&mut self, p: DecodeProblem, n: u64) {
         let full = self.problem_values.len() >= MAX_PROBLEM_VALUES;
         match self.problem_values.get_mut(&p) {
             Some(c) => *c += n,
@@ -172,23 +176,11 @@ impl Stats {
         self.tcp_out_of_window += o.tcp_out_of_window;
         self.tcp_isn_changes += o.tcp_isn_changes;
         self.tcp_resyncs += o.tcp_resyncs;
-        // Kinds with values are added through their values (and the values dropped there).
         for (k, v) in &o.decode_problems {
-            if k.with_value().is_none() {
-                *self.decode_problems.entry(*k).or_insert(0) += v;
-            }
+            *self.decode_problems.entry(*k).or_insert(0) += v;
         }
-        let mut by_value: std::collections::BTreeMap<DecodeProblem, u64> = Default::default();
         for (p, n) in &o.problem_values {
-            *by_value.entry(p.kind()).or_insert(0) += n;
-            self.problems(*p, *n);
-        }
-        // The other side's values it could not count itself.
-        for (k, v) in &o.decode_problems {
-            let counted = by_value.get(k).copied().unwrap_or(0);
-            if k.with_value().is_some() && *v > counted {
-                *self.decode_problems.entry(*k).or_insert(0) += v - counted;
-            }
+            self.problem_value(*p, *n);
         }
         self.problem_values_dropped += o.problem_values_dropped;
     }
