@@ -420,7 +420,7 @@ impl<A: App> Engine<A> {
                     let any_closed = f.closing || f.dirs.iter().any(|d| d.close_seen);
                     // Before any data, a SYN with another ISN is the same connection retrying
                     // (its direction keeps both starts; the data decides).
-                    let no_data = f.dirs.iter().all(|d| d.offset() == 0 && d.buffered() == 0);
+                    let no_data = f.dirs.iter().all(TcpDir::untouched);
                     any_closed
                         || (d.started()
                             && if d.syn_seen() {

@@ -118,6 +118,10 @@ impl TcpDir {
     pub fn buffered(&self) -> usize {
         self.ooo.as_ref().map_or(0, |o| o.bytes)
     }
+    /// No byte delivered or buffered yet (the stream start may still change).
+    pub fn untouched(&self) -> bool {
+        self.next == 0 && self.buffered() == 0
+    }
 
     /// Establishes the stream start from the first packet seen in this direction.
     pub fn start(&mut self, seq: u32, syn: bool) {
@@ -169,7 +173,7 @@ impl TcpDir {
         if fin || rst {
             self.close_seen = true;
         }
-        let untouched = self.next == 0 && self.buffered() == 0;
+        let untouched = self.untouched();
         if syn && !fresh && self.syn && untouched && seq.wrapping_add(1) != self.base {
             // The SYN (or SYN-ACK) again with another ISN before any data: the data decides.
             stats.tcp_isn_changes += 1;
@@ -177,12 +181,11 @@ impl TcpDir {
         }
         let data_seq = if syn { seq.wrapping_add(1) } else { seq };
         let mut dist = self.distance(data_seq);
+        // Untouched, nothing is buffered: the box, if any, holds only the other start.
         if untouched && !payload.is_empty() {
             if (0..START_WINDOW).contains(&dist) {
                 // The data follows this start: another one kept aside is of no use.
-                if self.ooo.as_ref().is_some_and(|o| o.segs.is_empty()) {
-                    self.ooo = None;
-                }
+                self.ooo = None;
             } else {
                 let alt = self.ooo.as_ref().and_then(|o| o.alt_base).filter(|a| {
                     (0..START_WINDOW).contains(&i64::from(data_seq.wrapping_sub(*a) as i32))
@@ -203,9 +206,7 @@ impl TcpDir {
                 };
                 if resync {
                     stats.tcp_resyncs += 1;
-                    if self.ooo.as_ref().is_some_and(|o| o.segs.is_empty()) {
-                        self.ooo = None;
-                    }
+                    self.ooo = None;
                     dist = self.distance(data_seq);
                 }
             }
