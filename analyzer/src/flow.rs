@@ -595,6 +595,23 @@ impl Analyzer {
         self.events(ctx, inner, dir, ts, ev, Protocol::Tls);
     }
 
+    /// Feeds `data` to `dir`'s deframer `d` (taken out of its mode), puts it back, and hands the
+    /// events to the session.
+    fn feed_tls(
+        &mut self,
+        ctx: &FlowCtx,
+        inner: &mut Inner,
+        dir: Dir,
+        ts: TimestampNs,
+        mut d: Box<Deframer>,
+        data: &[u8],
+    ) {
+        let mut ev = Vec::new();
+        d.feed(data, &mut ev);
+        inner.dirs[dir.index()].mode = Mode::Tls(d);
+        self.events(ctx, inner, dir, ts, ev, Protocol::Tls);
+    }
+
     fn v2(&mut self, ctx: &FlowCtx, inner: &mut Inner, dir: Dir, ts: TimestampNs, data: &[u8]) {
         let Mode::V2(buf) = &mut inner.dirs[dir.index()].mode else {
             return;
@@ -748,12 +765,7 @@ impl Analyzer {
             return;
         }
         match std::mem::take(&mut inner.dirs[dir.index()].mode) {
-            Mode::Tls(mut d) => {
-                let mut ev = Vec::new();
-                d.feed(&tls, &mut ev);
-                inner.dirs[dir.index()].mode = Mode::Tls(d);
-                self.events(ctx, inner, dir, ts, ev, Protocol::Tls);
-            }
+            Mode::Tls(d) => self.feed_tls(ctx, inner, dir, ts, d, &tls),
             _ => self.start_tls(ctx, inner, dir, ts, &tls),
         }
         if let Some(s) = inner.session.as_mut() {
@@ -900,12 +912,7 @@ impl Analyzer {
                 buf.extend_from_slice(data.get(..take).unwrap_or_default());
                 self.http(ctx, inner, dir, ts, buf);
             }
-            Mode::Tls(mut d) => {
-                let mut ev = Vec::new();
-                d.feed(data, &mut ev);
-                inner.dirs[dir.index()].mode = Mode::Tls(d);
-                self.events(ctx, inner, dir, ts, ev, Protocol::Tls);
-            }
+            Mode::Tls(d) => self.feed_tls(ctx, inner, dir, ts, d, data),
             Mode::V2(b) => {
                 inner.dirs[dir.index()].mode = Mode::V2(b);
                 self.v2(ctx, inner, dir, ts, data);
