@@ -402,6 +402,36 @@ struct SignalAgg {
     requests: u64,
 }
 
+/// Tables added after the first schema, and how `merge` copies each (per source, the bigger
+/// count wins: merging the same input twice changes nothing).
+const ADDED_TABLES_MERGE: [(&str, &str); 3] = [
+    (
+        "client_auth_outcome",
+        "INSERT INTO main.client_auth_outcome SELECT * FROM src.client_auth_outcome WHERE true
+           ON CONFLICT(source, ip, port, ca, evidence) DO UPDATE SET
+             first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+             handshakes=excluded.handshakes
+           WHERE excluded.handshakes>=handshakes;",
+    ),
+    (
+        "ca_signal",
+        "INSERT INTO main.ca_signal SELECT * FROM src.ca_signal WHERE true
+           ON CONFLICT(source, ca, client, evidence) DO UPDATE SET
+             first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+             requests=excluded.requests
+           WHERE excluded.requests>=requests;",
+    ),
+    (
+        "client_algo",
+        "INSERT INTO main.client_algo SELECT * FROM src.client_algo WHERE true
+           ON CONFLICT(source, ip) DO UPDATE SET
+             first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+             handshakes=excluded.handshakes, pq_group=excluded.pq_group,
+             pq_sig=excluded.pq_sig
+           WHERE excluded.handshakes>=handshakes;",
+    ),
+];
+
 impl SignalAgg {
     /// One more event at `ts` under `key` (side signals, mTLS verdicts).
     fn bump<K: std::hash::Hash + Eq>(map: &mut FastMap<K, SignalAgg>, key: K, ts: i64) {
@@ -1102,49 +1132,16 @@ impl Inventory {
                      leaf_sig=excluded.leaf_sig
                    WHERE excluded.handshakes>=handshakes;"
             ))?;
-            let has_client_algo: bool = tx.query_row(
-                "SELECT count(*) > 0 FROM src.sqlite_master WHERE name = 'client_algo'",
-                [],
-                |r| r.get(0),
-            )?;
-            let has_ca_signal: bool = tx.query_row(
-                "SELECT count(*) > 0 FROM src.sqlite_master WHERE name = 'ca_signal'",
-                [],
-                |r| r.get(0),
-            )?;
-            let has_auth_outcome: bool = tx.query_row(
-                "SELECT count(*) > 0 FROM src.sqlite_master WHERE name = 'client_auth_outcome'",
-                [],
-                |r| r.get(0),
-            )?;
-            if has_auth_outcome {
-                tx.execute_batch(
-                    "INSERT INTO main.client_auth_outcome SELECT * FROM src.client_auth_outcome
-                       WHERE true
-                       ON CONFLICT(source, ip, port, ca, evidence) DO UPDATE SET
-                         first_seen=excluded.first_seen, last_seen=excluded.last_seen,
-                         handshakes=excluded.handshakes
-                       WHERE excluded.handshakes>=handshakes;",
+            // Tables added after the first schema: copied when the input has them.
+            for (table, copy) in ADDED_TABLES_MERGE {
+                let has: bool = tx.query_row(
+                    "SELECT count(*) > 0 FROM src.sqlite_master WHERE name = ?1",
+                    [table],
+                    |r| r.get(0),
                 )?;
-            }
-            if has_ca_signal {
-                tx.execute_batch(
-                    "INSERT INTO main.ca_signal SELECT * FROM src.ca_signal WHERE true
-                       ON CONFLICT(source, ca, client, evidence) DO UPDATE SET
-                         first_seen=excluded.first_seen, last_seen=excluded.last_seen,
-                         requests=excluded.requests
-                       WHERE excluded.requests>=requests;",
-                )?;
-            }
-            if has_client_algo {
-                tx.execute_batch(
-                    "INSERT INTO main.client_algo SELECT * FROM src.client_algo WHERE true
-                       ON CONFLICT(source, ip) DO UPDATE SET
-                         first_seen=excluded.first_seen, last_seen=excluded.last_seen,
-                         handshakes=excluded.handshakes, pq_group=excluded.pq_group,
-                         pq_sig=excluded.pq_sig
-                       WHERE excluded.handshakes>=handshakes;",
-                )?;
+                if has {
+                    tx.execute_batch(copy)?;
+                }
             }
             let mut st = tx.prepare("SELECT DISTINCT source FROM src.endpoint")?;
             let rows = st.query_map([], |r| r.get::<_, String>(0))?;
