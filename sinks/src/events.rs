@@ -473,15 +473,17 @@ impl ServerSideCache {
     }
 }
 
+/// ECS `network` of a flow's event.
+#[derive(Serialize)]
+struct Network {
+    community_id: String,
+    protocol: &'static str,
+    transport: &'static str,
+}
+
 impl Serialize for TlsEvent<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        #[derive(Serialize)]
-        struct Network {
-            community_id: String,
-            protocol: &'static str,
-            transport: &'static str,
-        }
         let h = self.h;
         let network = Network {
             community_id: crate::community_id::v1(
@@ -737,12 +739,6 @@ pub struct SideSignalEvent<'a> {
 impl Serialize for SideSignalEvent<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        #[derive(Serialize)]
-        struct Network {
-            community_id: String,
-            protocol: &'static str,
-            transport: &'static str,
-        }
         #[derive(Serialize)]
         struct Url<'a> {
             full: &'a str,
