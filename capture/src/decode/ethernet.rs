@@ -42,6 +42,23 @@ mod vlan_field {
 /// Linux cooked capture an ARPHRD-specific pseudo protocol.
 pub(super) const MIN_ETHERTYPE: u16 = 0x0600;
 
+/// Whether `f` looks like an Ethernet frame carrying IP, directly or after one 802.1Q tag (by
+/// its EtherType and the IP version nibble): how a tunnel whose layout is not announced (L2TPv3's
+/// cookie and sublayer, HP ERM on a configured port) is recognised.
+pub(super) fn carries_ip(f: &[u8]) -> bool {
+    let b = Bytes(f);
+    let version = |at: usize| b.u8(at).map(super::ip_version);
+    match b.u16(field::ETHERTYPE) {
+        Some(ethertype::IPV4) => version(field::HEADER_LEN) == Some(ipv4::VERSION),
+        Some(ethertype::IPV6) => version(field::HEADER_LEN) == Some(ipv6::VERSION),
+        Some(ethertype::VLAN) => matches!(
+            super::shifted(vlan_field::ETHERTYPE, field::HEADER_LEN).and_then(|f| b.u16(f)),
+            Some(ethertype::IPV4 | ethertype::IPV6)
+        ),
+        _ => false,
+    }
+}
+
 /// An Ethernet II frame.
 pub(super) fn decode(data: &[u8], d: Depth) -> DResult<'_> {
     let b = Bytes(data);

@@ -60,7 +60,7 @@ const HP_ERM_HEADER_LEN: usize = 12;
 /// An HP ERM datagram's mirrored frame.
 pub(super) fn hp_erm(data: &[u8], d: Depth) -> Option<DResult<'_>> {
     let frame = data.get(HP_ERM_HEADER_LEN..)?;
-    if !super::mobile::plausible_ethernet(frame) {
+    if !ethernet::carries_ip(frame) {
         return None;
     }
     Some(d.tunnel().and_then(|d| ethernet::decode(frame, d)))

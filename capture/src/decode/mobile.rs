@@ -135,25 +135,9 @@ fn l2tpv3_session(data: &[u8], d: Depth) -> Option<DResult<'_>> {
     }
     let frame = L2TPV3_LAYOUTS.iter().find_map(|(cookie, sub)| {
         let f = b.rest(SESSION_ID_LEN + cookie + sub..)?;
-        plausible_ethernet(f).then_some(f)
+        ethernet::carries_ip(f).then_some(f)
     })?;
     Some(d.tunnel().and_then(|d| ethernet::decode(frame, d)))
-}
-
-/// An Ethernet frame carrying IP (directly or after a VLAN tag), by its EtherType and the IP
-/// version nibble.
-pub(super) fn plausible_ethernet(f: &[u8]) -> bool {
-    let b = Bytes(f);
-    let version = |at: usize| b.u8(at).map(super::ip_version);
-    match b.u16(12..14) {
-        Some(ethernet::ethertype::IPV4) => version(14) == Some(4),
-        Some(ethernet::ethertype::IPV6) => version(14) == Some(6),
-        Some(ethernet::ethertype::VLAN) => matches!(
-            b.u16(16..18),
-            Some(ethernet::ethertype::IPV4 | ethernet::ethertype::IPV6)
-        ),
-        _ => false,
-    }
 }
 
 /// Teredo indicators before the IPv6 packet.
