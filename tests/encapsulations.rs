@@ -9,6 +9,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+use common::chain_hashes;
+
 /// `trustmap analyze` (no inventory: the tests run in parallel): the tls events and the summary.
 fn analyze(pcap: &std::path::Path) -> (Vec<Value>, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_trustmap"))
@@ -26,22 +29,13 @@ fn analyze(pcap: &std::path::Path) -> (Vec<Value>, String) {
     (events, err)
 }
 
-fn hashes(chain: &Value) -> Vec<String> {
-    chain
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| c["sha256"].as_str().unwrap_or("").to_string())
-        .collect()
-}
-
 /// (client port, side) -> chain, over the trustmap.tls events.
 fn chains(events: &[Value]) -> BTreeMap<(u64, &'static str), Vec<String>> {
     let mut m = BTreeMap::new();
     for e in events {
         let port = e["source"]["port"].as_u64().expect("client port");
         for side in ["server", "client"] {
-            let c = hashes(&e["tls"][side]["chain"]);
+            let c = chain_hashes(&e["tls"][side]["chain"]);
             if !c.is_empty() {
                 m.insert((port, side), c);
             }
@@ -185,11 +179,11 @@ fn check_openvpn(pcap: &std::path::Path, expected: &std::path::Path) {
         assert_eq!(e["network"]["transport"], h["transport"]);
         assert_eq!(e["destination"]["port"], 1194);
         assert_eq!(
-            hashes(&e["tls"]["server"]["chain"]),
+            chain_hashes(&e["tls"]["server"]["chain"]),
             list(&h["server_chain"])
         );
         assert_eq!(
-            hashes(&e["tls"]["client"]["chain"]),
+            chain_hashes(&e["tls"]["client"]["chain"]),
             list(&h["client_chain"])
         );
         assert_eq!(

@@ -12,6 +12,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod common;
+use common::chain_hashes;
+
 fn case(name: &str) -> PathBuf {
     testkit::corpus::file(&format!("pcaps/cases/{name}"))
 }
@@ -58,15 +61,6 @@ fn tls_events(keylog: bool) -> Vec<Value> {
     dataset(&all, "trustmap.tls").into_iter().cloned().collect()
 }
 
-fn hashes(chain: &Value) -> Vec<String> {
-    chain
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| c["sha256"].as_str().unwrap_or("").to_string())
-        .collect()
-}
-
 #[test]
 fn decrypted_chains_match_tshark_with_the_same_key_log() {
     let events = tls_events(true);
@@ -78,7 +72,7 @@ fn decrypted_chains_match_tshark_with_the_same_key_log() {
         for side in ["server", "client"] {
             let c = &e["tls"][side]["chain"];
             if c.is_array() {
-                got.insert((port, side), hashes(c));
+                got.insert((port, side), chain_hashes(c));
             }
         }
     }
@@ -92,7 +86,7 @@ fn decrypted_chains_match_tshark_with_the_same_key_log() {
         } else {
             ("client", m["sport"].as_u64())
         };
-        let want: Vec<String> = hashes(&Value::Array(
+        let want: Vec<String> = chain_hashes(&Value::Array(
             m["sha256"]
                 .as_array()
                 .cloned()
@@ -134,7 +128,7 @@ fn without_the_key_log_every_chain_stays_hidden() {
         assert_eq!(tm["chain_source"], Value::Null);
         assert!(e["tls"]["server"]
             .get("chain")
-            .is_none_or(|c| hashes(c).is_empty()));
+            .is_none_or(|c| chain_hashes(c).is_empty()));
         assert_eq!(e["tls"]["version"], "1.3");
         assert_eq!(tm["outcome"]["result"], "unknown");
     }
@@ -372,7 +366,7 @@ fn quic_initial_without_keys_and_handshake_with_the_key_log() {
                 e["trustmap"]["chain_visible"], visible,
                 "{port:?} keylog {keylog}"
             );
-            let chain = hashes(&e["tls"]["server"]["chain"]);
+            let chain = chain_hashes(&e["tls"]["server"]["chain"]);
             if visible {
                 assert_eq!(e["trustmap"]["chain_source"], "keylog");
                 let want_chain: Vec<String> = h["server_chain"]
@@ -387,7 +381,7 @@ fn quic_initial_without_keys_and_handshake_with_the_key_log() {
                 assert!(chain.is_empty(), "{port:?}");
             }
             // mTLS: the client's chain, from its own Handshake packets.
-            let client_chain = hashes(&e["tls"]["client"]["chain"]);
+            let client_chain = chain_hashes(&e["tls"]["client"]["chain"]);
             match h["client_chain"].as_array() {
                 Some(c) if visible => {
                     let want_chain: Vec<&str> = c.iter().filter_map(Value::as_str).collect();
@@ -425,7 +419,7 @@ fn quic_initial_without_keys_and_handshake_with_the_key_log() {
             .collect();
         let side = if from_server { "server" } else { "client" };
         assert_eq!(
-            hashes(&e["tls"][side]["chain"]),
+            chain_hashes(&e["tls"][side]["chain"]),
             want,
             "{side} {client_port}"
         );

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+mod common;
+use common::chain_hashes;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -152,15 +155,6 @@ fn tls_events(evs: &[Value]) -> Vec<&Value> {
         .collect()
 }
 
-fn chain_of(t: &Value) -> Vec<&str> {
-    t["tls"]["server"]["chain"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|c| c["sha256"].as_str())
-        .collect()
-}
-
 fn has_probe_residual_use(evs: &[Value]) -> bool {
     evs.iter().any(|e| {
         e["event"]["dataset"] == "trustmap.finding"
@@ -279,7 +273,7 @@ fn probe_records_the_hidden_chain_and_never_leaves_allow() {
     assert_eq!(t["tls"]["version"], "1.3");
     assert_eq!(t["trustmap"]["chain_source"], "probe");
     assert_eq!(
-        chain_of(t),
+        chain_hashes(&t["tls"]["server"]["chain"]),
         [
             "731b8875c8946a18f347d004bdfd07ddf0a8065bb1a49fd370edcd6c7bde7036",
             "0644d00cc1af2c982bae0a67da7aab93fbd5769fece02a6e2670671dd5443e43"
@@ -380,7 +374,7 @@ fn probe_shows_the_estate_ledger_under_the_removed_root() {
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    assert_eq!(chain_of(tls[0]), want);
+    assert_eq!(chain_hashes(&tls[0]["tls"]["server"]["chain"]), want);
     assert!(!has_probe_residual_use(&evs), "portal is migrated: {evs:?}");
 
     // --all, allowed to reach ledger alone: its TLS 1.3 chain, under the removed root.
