@@ -86,20 +86,28 @@ fn every_encapsulation_shows_the_chains_tshark_shows() {
     }
 }
 
+/// Calls `edit` with each frame of a classic little-endian pcap held in `b`.
+fn for_each_frame(b: &mut [u8], mut edit: impl FnMut(&mut [u8])) {
+    let mut off = 24;
+    while off + 16 <= b.len() {
+        let incl = u32::from_le_bytes(b[off + 8..off + 12].try_into().expect("4 bytes")) as usize;
+        let frame = off + 16;
+        edit(&mut b[frame..frame + incl]);
+        off = frame + incl;
+    }
+}
+
 /// The TrustSec fixture with its EtherType changed to 0x88b5 (IEEE local experimental), which
 /// nothing decodes: no chain, and the summary names the EtherType and how many frames had it.
 #[test]
 fn an_unknown_ethertype_is_named_by_value() {
     let src = testkit::corpus::file("pcaps/cases/encap/trustsec-sgt.pcap");
     let mut b = std::fs::read(&src).expect("fixture");
-    let (mut off, mut frames) = (24, 0);
-    while off + 16 <= b.len() {
-        let incl = u32::from_le_bytes(b[off + 8..off + 12].try_into().expect("4 bytes")) as usize;
-        let frame = off + 16;
-        b[frame + 12..frame + 14].copy_from_slice(&[0x88, 0xb5]);
+    let mut frames = 0;
+    for_each_frame(&mut b, |f| {
+        f[12..14].copy_from_slice(&[0x88, 0xb5]);
         frames += 1;
-        off = frame + incl;
-    }
+    });
     let d = testkit::TempDir::new("encap-unknown");
     let p = d.join("unknown.pcap");
     std::fs::write(&p, &b).expect("write");
@@ -202,21 +210,17 @@ fn check_openvpn(pcap: &std::path::Path, expected: &std::path::Path) {
 fn a_chain_made_of_garbage_is_counted_not_reported() {
     let mut b = std::fs::read(testkit::corpus::file("pcaps/cases/openvpn.pcap")).expect("pcap");
     let mut seen = std::collections::BTreeSet::new();
-    let mut off = 24;
-    while off + 16 <= b.len() {
-        let incl = u32::from_le_bytes(b[off + 8..off + 12].try_into().expect("4")) as usize;
-        let f = off + 16;
+    for_each_frame(&mut b, |f| {
         // Ethernet, IPv4, TCP (the capture's loopback frames).
-        if b[f + 12..f + 14] == [0x08, 0x00] && b[f + 23] == 6 {
-            let t = f + 14 + usize::from(b[f + 14] & 15) * 4;
-            let pl = t + usize::from(b[t + 12] >> 4) * 4;
-            let ports = (b[t..t + 4]).to_vec();
-            if pl + 3 <= f + incl && matches!(b[pl + 2], 0x38 | 0x40) && seen.insert(ports) {
-                b[pl + 2] = 0;
+        if f[12..14] == [0x08, 0x00] && f[23] == 6 {
+            let t = 14 + usize::from(f[14] & 15) * 4;
+            let pl = t + usize::from(f[t + 12] >> 4) * 4;
+            let ports = (f[t..t + 4]).to_vec();
+            if pl + 3 <= f.len() && matches!(f[pl + 2], 0x38 | 0x40) && seen.insert(ports) {
+                f[pl + 2] = 0;
             }
         }
-        off = f + incl;
-    }
+    });
     assert_eq!(seen.len(), 4, "both directions of both TCP sessions");
     let d = testkit::TempDir::new("openvpn-garbage");
     let p = d.join("unknown-tunnel.pcap");
