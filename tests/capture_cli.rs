@@ -77,10 +77,7 @@ fn counts(path: &PathBuf) -> (BTreeMap<String, usize>, Vec<Value>) {
 #[test]
 #[ignore]
 fn live_capture_equals_offline() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let is_root = testkit::is_root();
     // Ignored by default; whoever runs it (CI does) asked for it, so a missing requirement fails.
     assert!(
         is_root && sh(&["tcpreplay", "--version"]),
@@ -180,10 +177,7 @@ fn live_capture_equals_offline() {
 #[test]
 #[ignore]
 fn live_capture_follows_a_growing_key_log() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let is_root = testkit::is_root();
     assert!(
         is_root && sh(&["tcpreplay", "--version"]),
         "this test needs root and tcpreplay"

@@ -76,10 +76,7 @@ fn analyze_into(db: &str, args: &[&str]) {
 }
 
 fn needs_root_and_openssl() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let is_root = testkit::is_root();
     assert!(
         is_root && sh(&["openssl", "version"]),
         "this test needs root and openssl"

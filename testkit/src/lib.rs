@@ -13,6 +13,14 @@ pub mod tmp;
 pub use rng::Rng;
 pub use tmp::TempDir;
 
+/// Whether the tests run as root (`id -u` is 0): the live tests need namespaces.
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
 /// Runs `cmd`, which must succeed (its stderr in the failure message); returns its stdout.
 pub fn run_ok(cmd: &mut std::process::Command) -> Vec<u8> {
     let out = cmd
